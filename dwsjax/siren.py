@@ -1,0 +1,106 @@
+"""SIRENs (Sitzmann et al. 2020) as pure functions over :class:`WeightSpace`.
+
+A SIREN with spec ``(d_0, ..., d_L)`` computes
+``h_{i+1} = sin(w0 * (h_i @ W_i + b_i))`` for the hidden layers and a linear last
+layer ``y = h_{L-1} @ W_{L-1} + b_{L-1}``. Coordinates live in ``[-1, 1]^d``.
+Because ``w0`` multiplies the bias too, shifting a bias by ``k*pi/w0`` flips the
+neuron's sign ``(-1)^k``: the symmetry the SIREN-bias augmentation uses.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dwsjax.weights import MLPSpec, WeightSpace
+
+SIREN_W0 = 30.0
+
+
+def siren_init(
+    key: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "sitzmann"
+) -> WeightSpace:
+    """Initial SIREN weights.
+
+    Weights: layer 0 ``U(-1/d_in, 1/d_in)``; later layers
+    ``U(-sqrt(6/d_in)/w0, sqrt(6/d_in)/w0)`` (Sitzmann et al., Sec. 3.2).
+    Biases: ``scheme="sitzmann"`` uses PyTorch's ``nn.Linear`` default
+    ``U(-1/sqrt(d_in), 1/sqrt(d_in))`` as in the SIREN reference code;
+    ``scheme="dwsnets"`` draws biases from the same range as that layer's
+    weights, as the SIREN used to build the DWSNets INR datasets does.
+    """
+    if scheme not in ("sitzmann", "dwsnets"):
+        raise ValueError(f'scheme must be "sitzmann" or "dwsnets", got {scheme!r}')
+    weights, biases = [], []
+    for i, (key_i, (d_in, d_out)) in enumerate(
+        zip(jax.random.split(key, spec.num_layers), spec.layer_shapes)
+    ):
+        key_w, key_b = jax.random.split(key_i)
+        w_bound = 1.0 / d_in if i == 0 else (6.0 / d_in) ** 0.5 / w0
+        b_bound = d_in**-0.5 if scheme == "sitzmann" else w_bound
+        weights.append(jax.random.uniform(key_w, (d_in, d_out), minval=-w_bound, maxval=w_bound))
+        biases.append(jax.random.uniform(key_b, (d_out,), minval=-b_bound, maxval=b_bound))
+    return WeightSpace(tuple(weights), tuple(biases))
+
+
+def siren_init_batch(
+    keys: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "sitzmann"
+) -> WeightSpace:
+    """One SIREN per key: ``keys`` of shape ``(*batch,)`` gives leaves ``(*batch, ...)``."""
+    typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    batch = keys.shape if typed else keys.shape[:-1]
+    flat = keys.reshape((-1,) + keys.shape[len(batch):])
+    return jax.tree.map(
+        lambda leaf: leaf.reshape(batch + leaf.shape[1:]),
+        jax.vmap(lambda k: siren_init(k, spec, w0, scheme))(flat),
+    )
+
+
+def siren_apply(ws: WeightSpace, coords: jax.Array, w0: float = SIREN_W0) -> jax.Array:
+    """Evaluate SIRENs at coordinates.
+
+    ``ws`` leaves have batch shape ``B``; ``coords`` is ``(P, d_0)`` (shared) or
+    ``(*B, P, d_0)`` (one set per INR). Returns ``(*B, P, d_L)``.
+    """
+    h = coords
+    last = len(ws.weights) - 1
+    for i, (w, b) in enumerate(zip(ws.weights, ws.biases)):
+        z = h @ w + b[..., None, :]
+        h = jnp.sin(w0 * z) if i < last else z
+    return h
+
+
+def image_coords(height: int, width: int) -> jax.Array:
+    """Pixel-centre coordinates ``(height*width, 2)`` in ``[-1, 1]^2``, (y, x) order, row-major."""
+    ys = (jnp.arange(height) + 0.5) / height * 2 - 1
+    xs = (jnp.arange(width) + 0.5) / width * 2 - 1
+    grid = jnp.stack(jnp.meshgrid(ys, xs, indexing="ij"), axis=-1)
+    return grid.reshape(-1, 2)
+
+
+def grid_coords(resolution: int, dim: int = 3) -> jax.Array:
+    """Regular grid ``(resolution**dim, dim)`` over ``[-1, 1]^dim`` including the faces."""
+    axis = jnp.linspace(-1.0, 1.0, resolution)
+    grid = jnp.stack(jnp.meshgrid(*([axis] * dim), indexing="ij"), axis=-1)
+    return grid.reshape(-1, dim)
+
+
+def render_image(ws: WeightSpace, height: int, width: int, w0: float = SIREN_W0) -> jax.Array:
+    """Render image INRs to ``(*B, height, width, channels)``."""
+    out = siren_apply(ws, image_coords(height, width), w0)
+    return out.reshape(out.shape[:-2] + (height, width, out.shape[-1]))
+
+
+def render_sdf(ws: WeightSpace, resolution: int, w0: float = SIREN_W0) -> jax.Array:
+    """Evaluate SDF INRs on a ``resolution^3`` grid over ``[-1, 1]^3``: ``(*B, r, r, r)``."""
+    out = siren_apply(ws, grid_coords(resolution, 3), w0)
+    return out.reshape(out.shape[:-2] + (resolution,) * 3)
+
+
+def psnr(pred: jax.Array, target: jax.Array, data_range: float = 1.0, axes=None) -> jax.Array:
+    """Peak signal-to-noise ratio ``10 log10(range^2 / MSE)`` in dB.
+
+    ``axes`` are reduced in the MSE (default: all); the rest stay as batch axes.
+    """
+    mse = jnp.mean((pred - target) ** 2, axis=axes)
+    return 10.0 * jnp.log10(data_range**2 / jnp.maximum(mse, 1e-20))
