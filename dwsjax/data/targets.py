@@ -1,0 +1,166 @@
+"""What INRs are fitted to: :class:`FitTargets` and :func:`load_targets`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from dwsjax.data import images, shapes, synthetic
+from dwsjax.data.sources import find_dataset_dir
+from dwsjax.siren import image_coords
+
+SYNTHETIC_SIZES = {"train": 1000, "test": 200}
+DATASET_NAMES = ("fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d")
+
+
+class FitTargets(NamedTuple):
+    """Objects to fit, one INR each.
+
+    ``coords``: ``(P, d)`` shared (images) or ``(N, P, d)`` per object (3D), float32
+    in ``[-1, 1]``. ``values``: ``(N, P, c)`` float32, pixel values in ``[0, 1]`` or
+    distances. ``object_ids``: index in the official split order. ``kind``:
+    ``"image"``, ``"sdf"`` or ``"udf"``. ``shape``: ``(H, W, C)`` for images, ``()`` for 3D.
+    """
+
+    coords: np.ndarray
+    values: np.ndarray
+    labels: np.ndarray
+    object_ids: np.ndarray
+    class_names: tuple[str, ...]
+    kind: str
+    shape: tuple
+
+
+def image_targets(pixels: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> FitTargets:
+    """Targets from images ``(N, H, W, C)``: uint8 (scaled by 1/255) or float in ``[0, 1]``."""
+    scale = 1 / 255 if pixels.dtype == np.uint8 else 1.0
+    n, height, width, channels = pixels.shape
+    return FitTargets(
+        coords=np.asarray(image_coords(height, width), np.float32),
+        values=(pixels.reshape(n, height * width, channels) * scale).astype(np.float32),
+        labels=labels.astype(np.int32),
+        object_ids=np.arange(n, dtype=np.int64),
+        class_names=tuple(class_names),
+        kind="image",
+        shape=(height, width, channels),
+    )
+
+
+def local_or_tfds(name: str, split: str, data_dir, patterns, load_local) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Images, labels, class names from the data directory, else from TFDS when installed."""
+    try:
+        directory = find_dataset_dir(name, data_dir, patterns)
+    except FileNotFoundError:
+        if not images.tfds_installed():
+            raise
+        return images.load_tfds_images(name, split)
+    return load_local(directory)
+
+
+def load_idx_targets(name: str, split: str, data_dir, class_names: tuple[str, ...]) -> tuple:
+    stems = images.IDX_FILES[split]
+    return local_or_tfds(
+        name, split, data_dir, [f"{stem}*" for stem in stems],
+        lambda d: (*images.load_idx_dataset(d, split), class_names),
+    )  # fmt: skip
+
+
+def load_cifar10_targets(split: str, data_dir) -> tuple:
+    pattern = "data_batch_*.bin*" if split == "train" else "test_batch.bin*"
+    return local_or_tfds(
+        "cifar10", split, data_dir, [pattern, "batches.meta.txt"],
+        lambda d: (*images.load_cifar10(d, split), images.load_cifar10_class_names(d)),
+    )  # fmt: skip
+
+
+def point_cloud_targets(clouds: shapes.PointClouds, signed: bool, seed: int, n_points: int, near_fraction: float):
+    coords, values = shapes.point_cloud_samples(clouds, seed, n_points, near_fraction, signed)
+    return FitTargets(
+        coords, values, clouds.labels, clouds.object_ids, clouds.class_names, "sdf" if signed else "udf", ()
+    )
+
+
+def load_targets(
+    name: str,
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    *,
+    seed: int = 0,
+    n_points: int = 4096,
+    near_fraction: float = 0.5,
+    signed: bool | None = None,
+    n: int | None = None,
+) -> FitTargets:
+    """Load a dataset split as INR fitting targets.
+
+    ``name``: ``fmnist``, ``mnist``, ``cifar10`` (images, coords ``image_coords(H, W)``),
+    ``modelnet40`` (SDF samples from points with normals; ``signed=False`` gives
+    unsigned distances), ``modelnet10`` (unsigned only, ``kind="udf"``: its 1,024
+    points per shape carry no normals, and orienting normals estimated from so few
+    unoriented points on thin, non-watertight ModelNet shapes (chair legs, table
+    tops) flips whole regions, so a sign would be guessed rather than measured),
+    ``synthetic2d``, ``synthetic3d`` (no files; ``n`` objects, default 1000 train /
+    200 test). ``split``: ``"train"`` or ``"test"``; CIFAR-10 ``"train"`` is every
+    ``data_batch_*`` present (offline: ``data_batch_1`` only, 10,000 images).
+    ``limit`` keeps the first objects. ``data_dir`` overrides ``$DWSJAX_DATA_DIR``;
+    fmnist/mnist/cifar10 fall back to TFDS when the files are missing and
+    ``tensorflow_datasets`` is installed. 3D: ``n_points`` locations per shape, a
+    fraction ``near_fraction`` near the surface (see :mod:`dwsjax.data.shapes`),
+    randomness from ``(seed, object_id)``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f'split must be "train" or "test", got {split!r}')
+    if name in ("fmnist", "mnist"):
+        class_names = images.FMNIST_CLASS_NAMES if name == "fmnist" else images.MNIST_CLASS_NAMES
+        pixels, labels, names = load_idx_targets(name, split, data_dir, class_names)
+        return image_targets(pixels[:limit], labels[:limit], names)
+    if name == "cifar10":
+        pixels, labels, names = load_cifar10_targets(split, data_dir)
+        return image_targets(pixels[:limit], labels[:limit], names)
+    if name == "modelnet40":
+        directory = find_dataset_dir(name, data_dir, [f"modelnet40_{split}.txt", "modelnet40_shape_names.txt"])
+        clouds = shapes.load_modelnet40_points(directory, split, limit)
+        return point_cloud_targets(clouds, signed is not False, seed, n_points, near_fraction)
+    if name == "modelnet10":
+        path = Path(find_dataset_dir(name, data_dir, ["modelnet10_pcd1024.npz"])) / "modelnet10_pcd1024.npz"
+        clouds = shapes.load_modelnet10_points(path, split, limit)
+        return point_cloud_targets(clouds, bool(signed), seed, n_points, near_fraction)
+    count = SYNTHETIC_SIZES[split] if n is None else n
+    count = count if limit is None else min(count, limit)
+    if name == "synthetic2d":
+        pixels, labels = synthetic.synthetic2d(split, count, seed)
+        return image_targets(pixels, labels, synthetic.SYNTHETIC2D_CLASS_NAMES)
+    if name == "synthetic3d":
+        coords, values, labels = synthetic.synthetic3d(split, count, seed, n_points, near_fraction)
+        ids = np.arange(len(labels), dtype=np.int64)
+        return FitTargets(coords, values, labels, ids, synthetic.SYNTHETIC3D_CLASS_NAMES, "sdf", ())
+    raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+
+
+def mesh_targets(
+    paths: list[str | os.PathLike], seed: int = 0, n_points: int = 4096, near_fraction: float = 0.5
+) -> FitTargets:
+    """SDF targets from ``.off`` meshes (:func:`dwsjax.data.shapes.mesh_distance_samples`).
+
+    Object ``i`` is ``paths[i]``; labels index the sorted class names taken from
+    the file names (``airplane_0001.off -> airplane``).
+    """
+    pairs = [
+        shapes.mesh_distance_samples(*shapes.load_off_mesh(p), shapes.object_rng(seed, i), n_points, near_fraction)
+        for i, p in enumerate(paths)
+    ]
+    classes = [shapes.shape_class(Path(p).name.split(".")[0]) for p in paths]
+    class_names = tuple(sorted(set(classes)))
+    return FitTargets(
+        coords=np.stack([q for q, _ in pairs]),
+        values=np.stack([d for _, d in pairs])[..., None],
+        labels=np.asarray([class_names.index(c) for c in classes], np.int32),
+        object_ids=np.arange(len(paths), dtype=np.int64),
+        class_names=class_names,
+        kind="sdf",
+        shape=(),
+    )
