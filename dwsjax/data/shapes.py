@@ -10,7 +10,7 @@ the surface:
   clipped to the cube; the rest are uniform in ``[-1, 1]^3``. Default ``P = 4096``,
   half near, half uniform.
 * **signed distance** (oriented points): magnitude = distance to the nearest
-  surface point (an over-estimate by at most about half the point spacing);
+  surface point (an over-estimate by up to about the point spacing);
   sign = vote of the ``k`` nearest points, ``sign(sum_j w_j sign((x - p_j) . n_j))``
   with ``w_j = 1 / |x - p_j|``, so inside is negative, outside positive, and one
   flipped normal does not flip the sign.
