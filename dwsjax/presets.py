@@ -1,0 +1,38 @@
+"""Per-dataset INR architectures and fitting defaults.
+
+2D gray images: SIREN 2-32-32-1 (as in the DWSNets INR datasets); CIFAR-10
+2-32-32-3; 3D shapes: 3-32-32-32-32-1 (the augmentation paper's SDF INR).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from dwsjax.weights import MLPSpec
+
+
+class InrPreset(NamedTuple):
+    spec: MLPSpec
+    steps: int
+    learning_rate: float
+    data_range: float
+
+
+_IMAGE_GRAY = InrPreset(MLPSpec((2, 32, 32, 1)), steps=500, learning_rate=1e-3, data_range=1.0)
+_SHAPE = InrPreset(MLPSpec((3, 32, 32, 32, 32, 1)), steps=1000, learning_rate=1e-3, data_range=2.0)
+
+PRESETS: dict[str, InrPreset] = {
+    "fmnist": _IMAGE_GRAY,
+    "mnist": _IMAGE_GRAY,
+    "synthetic2d": _IMAGE_GRAY,
+    "cifar10": _IMAGE_GRAY._replace(spec=MLPSpec((2, 32, 32, 3))),
+    "modelnet40": _SHAPE,
+    "modelnet10": _SHAPE,
+    "synthetic3d": _SHAPE,
+}
+
+
+def preset(dataset: str) -> InrPreset:
+    if dataset not in PRESETS:
+        raise ValueError(f"no INR preset for dataset {dataset!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[dataset]

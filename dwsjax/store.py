@@ -1,0 +1,225 @@
+"""On-disk INR datasets: shards of fitted weights plus a JSON manifest.
+
+Layout of a store directory::
+
+    manifest.json          identity (dataset, split, fit config, seed, views, ...),
+                           done shards, and per-INR records of each shard
+    shard_00000.npz        weights (n, num_params) flattened as in flatten_weights,
+                           labels, object_ids, view_ids, mse, psnr, steps, status
+
+Shard ``k`` holds objects ``[k * shard_objects, (k + 1) * shard_objects)``, each
+with all its views (object-major). Every file is written to a temporary name
+and renamed, shard first, manifest second, so a killed job leaves either a
+complete shard listed in the manifest or nothing that counts; rerunning fits
+only the missing shards. A store refuses to be extended with a different
+identity. INRs whose fit produced NaNs or diverged are kept with their status
+and left out when loading unless asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dwsjax.weights import MLPSpec, WeightSpace, flatten_weights, unflatten_weights
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+STATUS_OK, STATUS_NAN, STATUS_DIVERGED = "ok", "nan", "diverged"
+
+
+class InrBatch(NamedTuple):
+    """Weight spaces with batch shape ``(n,)`` and their per-INR records."""
+
+    weights: WeightSpace
+    labels: np.ndarray
+    object_ids: np.ndarray
+    view_ids: np.ndarray
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def fit_status(mse: np.ndarray, target_variance: np.ndarray) -> np.ndarray:
+    """``"nan"`` for non-finite results, ``"diverged"`` when an INR is worse than
+    predicting its target's mean (``mse > var(target)``), else ``"ok"``."""
+    status = np.full(mse.shape, STATUS_OK, dtype="<U8")
+    status[mse > np.maximum(target_variance, 1e-12)] = STATUS_DIVERGED
+    status[~np.isfinite(mse)] = STATUS_NAN
+    return status
+
+
+class InrStore:
+    """A directory of fitted INR shards. Open with :meth:`create_or_resume` or :meth:`open`."""
+
+    def __init__(self, root: Path, manifest: dict):
+        self.root = Path(root)
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "InrStore":
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no INR store at {root} (missing {MANIFEST}); create one with "
+                f"`python -m experiments.fit_inrs --out {root} ...`"
+            )
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"corrupt INR store manifest {path}: {err}; delete the store and refit") from err
+        if manifest.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path} has format {manifest.get('format')}, this dwsjax reads {FORMAT_VERSION}")
+        return cls(root, manifest)
+
+    @classmethod
+    def create_or_resume(cls, root: str | os.PathLike, identity: dict) -> "InrStore":
+        """Open the store at ``root`` if its identity equals ``identity``; create it if absent.
+
+        ``identity`` is JSON-able and must contain ``spec`` (layer widths),
+        ``views`` and ``shard_objects``. A different identity is an error.
+        """
+        root = Path(root)
+        identity = json.loads(json.dumps(identity))
+        if (root / MANIFEST).exists():
+            store = cls.open(root)
+            stored = store.manifest["identity"]
+            if stored != identity:
+                diff = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+                details = "; ".join(f"{k}: stored {stored.get(k)!r}, requested {identity.get(k)!r}" for k in diff)
+                raise ValueError(
+                    f"the INR store at {root} was fitted with a different configuration ({details}). "
+                    f"Use another output directory, or delete {root} to refit."
+                )
+            return store
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root, {"format": FORMAT_VERSION, "identity": identity, "shards": {}})
+        store._write_manifest()
+        return store
+
+    @property
+    def identity(self) -> dict:
+        return self.manifest["identity"]
+
+    @property
+    def spec(self) -> MLPSpec:
+        return MLPSpec(tuple(self.identity["spec"]))
+
+    @property
+    def shard_objects(self) -> int:
+        return int(self.identity["shard_objects"])
+
+    def done_shards(self) -> list[int]:
+        return sorted(int(k) for k in self.manifest["shards"])
+
+    def shard_path(self, index: int) -> Path:
+        return self.root / f"shard_{index:05d}.npz"
+
+    def write_shard(self, index: int, records: dict[str, np.ndarray], weights: WeightSpace) -> None:
+        """Store one shard atomically and record it in the manifest.
+
+        ``records`` holds equal-length arrays ``labels, object_ids, view_ids, mse,
+        psnr, steps, status``; ``weights`` has batch shape ``(n,)``.
+        """
+        flat = np.asarray(flatten_weights(weights), np.float32)
+        arrays = {"weights": flat, **{k: np.asarray(v) for k, v in records.items()}}
+        _atomic_write_bytes(self.shard_path(index), lambda f: np.savez(f, **arrays))
+        self.manifest["shards"][str(index)] = {
+            "file": self.shard_path(index).name,
+            "count": int(flat.shape[0]),
+            **{k: np.asarray(v).tolist() for k, v in records.items()},
+        }
+        self._write_manifest()
+
+    def update_metadata(self, **entries) -> None:
+        """Record JSON-able facts about the store (class names, object kind, ...)."""
+        self.manifest.setdefault("metadata", {}).update(entries)
+        self._write_manifest()
+
+    @property
+    def metadata(self) -> dict:
+        return self.manifest.get("metadata", {})
+
+    def _write_manifest(self) -> None:
+        text = json.dumps(self.manifest, indent=1).encode()
+        _atomic_write_bytes(self.root / MANIFEST, lambda f: f.write(text))
+
+    def summary(self) -> dict:
+        """Counts and mean PSNR/MSE over the stored INRs (all statuses)."""
+        shards = self.manifest["shards"].values()
+        psnr = np.concatenate([s["psnr"] for s in shards]) if shards else np.zeros(0)
+        mse = np.concatenate([s["mse"] for s in shards]) if shards else np.zeros(0)
+        status = np.concatenate([s["status"] for s in shards]) if shards else np.zeros(0, str)
+        ok = status == STATUS_OK
+        return {
+            "inrs": int(psnr.size),
+            "ok": int(ok.sum()),
+            "nan": int((status == STATUS_NAN).sum()),
+            "diverged": int((status == STATUS_DIVERGED).sum()),
+            "mean_psnr": float(psnr[ok].mean()) if ok.any() else float("nan"),
+            "mean_mse": float(mse[ok].mean()) if ok.any() else float("nan"),
+        }
+
+    def load(self, views: int | None = None, include_failed: bool = False) -> InrBatch:
+        """All stored INRs (of the first ``views`` views per object) as one batch."""
+        if not self.manifest["shards"]:
+            raise ValueError(f"the INR store at {self.root} has no fitted shards yet")
+        parts = [self._read_shard(i) for i in self.done_shards()]
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        keep = np.ones(len(cols["labels"]), bool)
+        if not include_failed:
+            keep &= cols["status"] == STATUS_OK
+        if views is not None:
+            if views > self.identity["views"]:
+                raise ValueError(f"asked for {views} views but the store at {self.root} has {self.identity['views']}")
+            keep &= cols["view_ids"] < views
+        weights = unflatten_weights(jnp.asarray(cols["weights"][keep]), self.spec)
+        return InrBatch(weights, cols["labels"][keep], cols["object_ids"][keep], cols["view_ids"][keep])
+
+    def _read_shard(self, index: int) -> dict[str, np.ndarray]:
+        path = self.shard_path(index)
+        try:
+            with np.load(path) as f:
+                cols = {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(
+                f"cannot read INR shard {path} ({err}); remove its entry {index} from "
+                f"{self.root / MANIFEST} and rerun fit_inrs to refit it"
+            ) from err
+        expected = self.manifest["shards"][str(index)]["count"]
+        if cols["weights"].shape != (expected, self.spec.num_params):
+            raise ValueError(
+                f"INR shard {path} holds weights {cols['weights'].shape}, the manifest expects "
+                f"({expected}, {self.spec.num_params}); refit it"
+            )
+        return cols
+
+
+def iterate_batches(
+    data: InrBatch, batch_size: int, key: jax.Array | None = None, drop_last: bool = False
+) -> Iterator[InrBatch]:
+    """Mini-batches of an :class:`InrBatch`, shuffled when ``key`` is given."""
+    n = len(data.labels)
+    order = np.asarray(jax.random.permutation(key, n)) if key is not None else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size]
+        yield InrBatch(
+            jax.tree.map(lambda x: x[idx], data.weights),
+            data.labels[idx],
+            data.object_ids[idx],
+            data.view_ids[idx],
+        )
