@@ -13,7 +13,8 @@ the surface:
   surface point (an over-estimate by up to about the point spacing);
   sign = vote of the ``k`` nearest points, ``sign(sum_j w_j sign((x - p_j) . n_j))``
   with ``w_j = 1 / |x - p_j|``, so inside is negative, outside positive, and one
-  flipped normal does not flip the sign.
+  flipped normal does not flip the sign; locations farther than 0.05 that are
+  in front of all surface points along one of 26 view directions are outside.
 * **unsigned distance** (points without normals): the nearest-point distance.
 
 Each object's randomness comes from ``np.random.default_rng([seed, object_id])``,
@@ -197,6 +198,71 @@ def sample_mesh_surface(
     return points.astype(np.float32), normals.astype(np.float32)
 
 
+def view_directions(n: int) -> np.ndarray:
+    """``n`` unit vectors ``(n, 3)`` spread evenly over the sphere (Fibonacci lattice)."""
+    i = np.arange(n) + 0.5
+    z = 1 - 2 * i / n
+    azimuth = np.pi * (1 + 5**0.5) * i
+    ring = np.sqrt(1 - z**2)
+    return np.stack([ring * np.cos(azimuth), ring * np.sin(azimuth), z], axis=-1)
+
+
+def image_plane(view: np.ndarray) -> np.ndarray:
+    """Orthonormal basis ``(3, 2)`` of the plane perpendicular to ``view``."""
+    helper = np.array([1.0, 0.0, 0.0]) if abs(view[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = np.cross(view, helper)
+    u /= np.linalg.norm(u)
+    return np.stack([u, np.cross(view, u)], axis=-1)
+
+
+def view_cells(x: np.ndarray, view: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell index ``(Q,)`` in an orthographic ``resolution^2`` map over the cube's shadow, and depth ``x . view``."""
+    extent = np.sqrt(3.0)
+    pixel = ((x @ image_plane(view) + extent) / (2 * extent) * resolution).astype(int)
+    pixel = np.clip(pixel, 0, resolution - 1)
+    return pixel[:, 0] * resolution + pixel[:, 1], x @ view
+
+
+def front_depths(cell: np.ndarray, depth: np.ndarray, resolution: int) -> np.ndarray:
+    """Depth of the frontmost point per cell, ``-inf`` for empty cells: ``(resolution^2,)``."""
+    front = np.full(resolution**2, -np.inf)
+    np.maximum.at(front, cell, depth)
+    return front
+
+
+def orient_by_visibility(
+    points: np.ndarray, normals: np.ndarray, n_views: int = 26, resolution: int = 96, tolerance: float = 0.02
+) -> tuple[np.ndarray, np.ndarray]:
+    """Make normals of a normalised shape point outward; drop points no view sees.
+
+    Raw ModelNet meshes have inconsistently wound faces, so face normals carry no
+    reliable side. Point ``p`` is seen from direction ``v`` when it lies within
+    ``tolerance`` of the frontmost point of its cell in an orthographic depth map
+    looking along ``-v``; its normal is flipped to ``sign(sum over seen views of
+    n . v)``. Unseen (interior) points are dropped.
+    """
+    vote = np.zeros(len(points))
+    for view in view_directions(n_views):
+        cell, depth = view_cells(points, view, resolution)
+        seen = depth >= front_depths(cell, depth, resolution)[cell] - tolerance
+        vote += np.where(seen, normals @ view, 0.0)
+    kept = vote != 0
+    return points[kept], (normals[kept] * np.sign(vote[kept])[:, None]).astype(np.float32)
+
+
+def in_front_of_surface(query: np.ndarray, points: np.ndarray, n_views: int = 26, resolution: int = 64) -> np.ndarray:
+    """Whether each query location ``(Q,)`` lies in front of all surface points along some view.
+
+    Such a location is outside the shape (up to holes in the sampled surface).
+    """
+    outside = np.zeros(len(query), bool)
+    for view in view_directions(n_views):
+        cell, depth = view_cells(points, view, resolution)
+        query_cell, query_depth = view_cells(query, view, resolution)
+        outside |= query_depth > front_depths(cell, depth, resolution)[query_cell]
+    return outside
+
+
 def normalise_shapes(points: np.ndarray) -> np.ndarray:
     """Centre ``(..., M, 3)`` shapes at their bounding-box centre, largest half-extent 0.9."""
     low, high = points.min(axis=-2, keepdims=True), points.max(axis=-2, keepdims=True)
@@ -228,14 +294,22 @@ def sample_locations(
 
 
 def signed_distance(
-    query: np.ndarray, points: np.ndarray, normals: np.ndarray, k: int = 8
+    query: np.ndarray, points: np.ndarray, normals: np.ndarray, k: int = 8, far: float = 0.05
 ) -> np.ndarray:
-    """Signed distance ``(Q,)`` of ``query`` to an oriented point cloud (negative inside)."""
+    """Signed distance ``(Q,)`` of ``query`` to an oriented point cloud (negative inside).
+
+    Locations farther than ``far`` from the surface that lie in front of it along
+    some view (:func:`in_front_of_surface`) are outside whatever the normals say:
+    beyond thin parts (wing tips, table edges) the nearest normals are tangential
+    to the offset and their vote is noise.
+    """
     dist, idx = cKDTree(points).query(query, k=k)
     offsets = query[:, None, :] - points[idx]
     side = np.sign(np.einsum("qkd,qkd->qk", offsets, normals[idx]))
-    vote = np.sum(side / np.maximum(dist, 1e-9), axis=1)
-    return np.where(vote < 0, -dist[:, 0], dist[:, 0]).astype(np.float32)
+    inside = np.sum(side / np.maximum(dist, 1e-9), axis=1) < 0
+    far_away = dist[:, 0] > far
+    inside[far_away] &= ~in_front_of_surface(query[far_away], points)
+    return np.where(inside, -dist[:, 0], dist[:, 0]).astype(np.float32)
 
 
 def unsigned_distance(query: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -268,9 +342,13 @@ def mesh_distance_samples(
     near_fraction: float = 0.5,
     surface_points: int = 10000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Signed distance samples ``(P, 3)``, ``(P,)`` of a mesh normalised by its vertices' box."""
+    """Signed distance samples ``(P, 3)``, ``(P,)`` of a mesh normalised by its vertices' box.
+
+    Surface points are oriented by :func:`orient_by_visibility`, so the SDF is that
+    of the outer, visible surface.
+    """
     points, normals = sample_mesh_surface(normalise_shapes(vertices), triangles, surface_points, rng)
-    return distance_samples(points, normals, rng, n_points, near_fraction)
+    return distance_samples(*orient_by_visibility(points, normals), rng, n_points, near_fraction)
 
 
 def point_cloud_samples(
