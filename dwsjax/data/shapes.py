@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy.ndimage import maximum_filter
 from scipy.spatial import cKDTree
 
 from dwsjax.data.sources import read_bytes
@@ -253,13 +254,15 @@ def orient_by_visibility(
 def in_front_of_surface(query: np.ndarray, points: np.ndarray, n_views: int = 26, resolution: int = 64) -> np.ndarray:
     """Whether each query location ``(Q,)`` lies in front of all surface points along some view.
 
-    Such a location is outside the shape (up to holes in the sampled surface).
+    Such a location is outside the shape. Each depth map is max-filtered over 3x3
+    cells so that cells left empty by sparse sampling do not count as holes.
     """
     outside = np.zeros(len(query), bool)
     for view in view_directions(n_views):
         cell, depth = view_cells(points, view, resolution)
+        front = maximum_filter(front_depths(cell, depth, resolution).reshape(resolution, resolution), size=3)
         query_cell, query_depth = view_cells(query, view, resolution)
-        outside |= query_depth > front_depths(cell, depth, resolution)[query_cell]
+        outside |= query_depth > front.ravel()[query_cell]
     return outside
 
 
