@@ -1,0 +1,200 @@
+"""DWSNets (Navon et al., ICML 2023): equivariant layers for weight spaces.
+
+A weight space ``V = (W_0..W_{L-1}, b_0..b_{L-1})`` is acted on by
+``G = S_{d_1} x ... x S_{d_{L-1}}`` (hidden neurons). Sec. 4 / Thm. 4.1 of the
+paper: a linear ``G``-equivariant map ``V -> V`` splits into blocks
+``W_j -> W_i``, ``W_j -> b_i``, ``b_j -> W_i``, ``b_j -> b_i``; each block's basis
+corresponds to the orbits of ``G`` on pairs of (output, input) indices. For an
+index shared by a hidden layer ``k`` in input and output the orbit is
+"same neuron" or "any neuron"; indices of the non-permuted input/output layers
+act as features (Sec. 4.2, "first and last layer"). Hence, with ``T`` the hidden
+layers of a pair that are tied,
+
+    L(V)_i = sum_j sum_{T ⊆ H_i ∩ H_j} broadcast_{H_i \\ T}( A_{ijT} pool_{H_j \\ T}(V_j) )
+
+where ``H_i`` are the hidden layers indexing slot ``i`` and ``A_{ijT}`` is a
+channel-linear map (Table 1 / Appendix A enumerate these terms). ``T = ∅``
+covers non-neighbouring layers (full pooling); ``|T| = 1`` the same layer and
+its neighbours; ``T = {m, m+1}`` the elementwise map ``W_m -> W_m``.
+
+Grouping: all ``T = ∅`` terms of all pairs are one dense map from the
+concatenated fully pooled slots; all ``T = {k}`` terms are one dense map from the
+"neuron features" of layer ``k`` (every slot touching layer ``k`` pooled down to
+``(B, d_k, F)``) to every slot touching ``k``. A layer therefore runs one einsum
+per hidden neuron layer, one global one and one per hidden-hidden weight, all on
+small pooled tensors except the last, and broadcast-adds the results.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dwsjax.models.inputs import check_model_input
+from dwsjax.models.symmetry import (
+    Slot,
+    broadcast_from_layer,
+    broadcast_global,
+    fold,
+    from_tensors,
+    pool_all,
+    pool_to_layer,
+    reduction,
+    to_tensors,
+    unfold,
+    weight_space_slots,
+)
+from dwsjax.weights import MLPSpec, WeightSpace
+
+Tensors = tuple[jax.Array, ...]
+
+
+def _split(x: jax.Array, sizes: Sequence[int]) -> list[jax.Array]:
+    offsets = [sum(sizes[:i]) for i in range(1, len(sizes))]
+    return jnp.split(x, offsets, axis=-1)
+
+
+def _hidden_layers(spec: MLPSpec) -> range:
+    return range(1, spec.num_layers)
+
+
+class DWSLayer(nn.Module):
+    """Linear equivariant map between weight spaces with ``C_in -> out_channels`` channels.
+
+    Input/output: slot tensors ``(W_0..W_{L-1}, b_0..b_{L-1})`` shaped
+    ``(B, d_m, d_{m+1}, C)`` and ``(B, d_{m+1}, C)``. Affine: the global term
+    carries a bias per output slot and fixed index (invariant, so equivariant).
+    """
+
+    spec: MLPSpec
+    out_channels: int
+    reduction: str = "max"
+
+    @nn.compact
+    def __call__(self, tensors: Tensors) -> Tensors:
+        slots = weight_space_slots(self.spec)
+        reduce = reduction(self.reduction)
+        folded = [fold(x, s) for x, s in zip(tensors, slots)]
+        out_sizes = [s.folded_features(self.out_channels) for s in slots]
+
+        pooled = jnp.concatenate([pool_all(x, s, reduce) for x, s in zip(folded, slots)], axis=-1)
+        global_terms = _split(nn.Dense(sum(out_sizes), name="global")(pooled), out_sizes)
+        outputs = [broadcast_global(t, s) for t, s in zip(global_terms, slots)]
+
+        for k in _hidden_layers(self.spec):
+            touching = [i for i, s in enumerate(slots) if k in s.hidden_layers]
+            neurons = jnp.concatenate(
+                [pool_to_layer(folded[i], slots[i], k, reduce) for i in touching], axis=-1
+            )
+            sizes = [out_sizes[i] for i in touching]
+            terms = _split(nn.Dense(sum(sizes), use_bias=False, name=f"neurons_{k}")(neurons), sizes)
+            for i, t in zip(touching, terms):
+                outputs[i] = outputs[i] + broadcast_from_layer(t, slots[i], k)
+
+        for i, s in enumerate(slots):
+            if len(s.hidden_layers) == 2:
+                tied = nn.Dense(out_sizes[i], use_bias=False, name=f"elementwise_{i}")(folded[i])
+                outputs[i] = outputs[i] + tied
+
+        return tuple(unfold(jnp.broadcast_to(y, x.shape[:-1] + y.shape[-1:]), s)
+                     for y, x, s in zip(outputs, folded, slots))
+
+
+class ChannelNorm(nn.Module):
+    """Per-slot normalisation over the channel axis: "layer" (LayerNorm) or "none"."""
+
+    kind: str = "none"
+
+    @nn.compact
+    def __call__(self, tensors: Tensors) -> Tensors:
+        if self.kind == "none":
+            return tensors
+        if self.kind != "layer":
+            raise ValueError(f'normalization must be "layer" or "none", got {self.kind!r}')
+        return tuple(nn.LayerNorm(name=f"slot_{i}")(x) for i, x in enumerate(tensors))
+
+
+class DWSEncoder(nn.Module):
+    """``depth`` DWS layers, each followed by ReLU, normalisation and dropout.
+
+    ``(B, ...)`` weight space with one channel -> slot tensors with ``hidden`` channels.
+    """
+
+    spec: MLPSpec
+    hidden: int = 32
+    depth: int = 4
+    reduction: str = "max"
+    normalization: str = "none"
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, tensors: Tensors, train: bool = False) -> Tensors:
+        for layer in range(self.depth):
+            tensors = DWSLayer(self.spec, self.hidden, self.reduction, name=f"dws_{layer}")(tensors)
+            tensors = tuple(nn.relu(x) for x in tensors)
+            tensors = ChannelNorm(self.normalization, name=f"norm_{layer}")(tensors)
+            drop = nn.Dropout(self.dropout, deterministic=not train)
+            tensors = tuple(drop(x) for x in tensors)
+        return tensors
+
+
+def invariant_pool(tensors: Tensors, spec: MLPSpec, reduce: str = "max") -> jax.Array:
+    """Invariant features ``(B, sum_i F_i)``: every slot pooled over its permutable axes.
+
+    Fixed (input/output) indices survive as features, e.g. ``W_0`` gives ``d_0 * C``.
+    """
+    slots = weight_space_slots(spec)
+    fn = reduction(reduce)
+    return jnp.concatenate([pool_all(fold(x, s), s, fn) for x, s in zip(tensors, slots)], axis=-1)
+
+
+class DWSClassifier(nn.Module):
+    """DWSNet classifier: DWS encoder -> invariant pooling -> MLP head -> ``(B, num_classes)``."""
+
+    spec: MLPSpec
+    num_classes: int
+    hidden: int = 32
+    depth: int = 4
+    reduction: str = "max"
+    normalization: str = "none"
+    dropout: float = 0.0
+    head_hidden: int = 128
+
+    @nn.compact
+    def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
+        check_model_input(ws, self.spec)
+        tensors = DWSEncoder(
+            self.spec, self.hidden, self.depth, self.reduction, self.normalization, self.dropout,
+            name="encoder",
+        )(to_tensors(ws), train)
+        features = invariant_pool(tensors, self.spec, self.reduction)
+        features = nn.relu(nn.Dense(self.head_hidden, name="head_hidden")(features))
+        features = nn.Dropout(self.dropout, deterministic=not train)(features)
+        return nn.Dense(self.num_classes, name="head_out")(features)
+
+
+class DWSWeightModel(nn.Module):
+    """Equivariant weight -> weight model: DWS encoder then a DWS layer to one channel.
+
+    Returns a :class:`WeightSpace` of the same spec and batch ``(B,)``; permuting
+    the hidden neurons of the input permutes the output the same way.
+    """
+
+    spec: MLPSpec
+    hidden: int = 32
+    depth: int = 4
+    reduction: str = "max"
+    normalization: str = "none"
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, ws: WeightSpace, train: bool = False) -> WeightSpace:
+        check_model_input(ws, self.spec)
+        tensors = DWSEncoder(
+            self.spec, self.hidden, self.depth, self.reduction, self.normalization, self.dropout,
+            name="encoder",
+        )(to_tensors(ws), train)
+        return from_tensors(DWSLayer(self.spec, 1, self.reduction, name="dws_out")(tensors))

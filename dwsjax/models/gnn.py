@@ -1,0 +1,114 @@
+"""Relational transformer (Diao & Loynd 2023) on neural graphs (Kofinas et al. 2024).
+
+Nodes ``x (B, N, D)`` and edges ``e (B, N, N, E)``. Attention of node ``i`` over
+its neighbours ``j`` (mask: forward, backward and self edges), per head ``h``:
+
+    q_i = W_q x_i,   k_ij = W_k x_j + K_e e_ij,   v_ij = W_v x_j + V_e e_ij
+    a_ij = softmax_j(q_i . k_ij / sqrt(d_h)),    m_i = sum_j a_ij v_ij
+
+The edge parts are applied without materialising ``(B, N, N, D)`` tensors:
+``q_i . K_e e_ij = (K_e^T q_i) . e_ij`` and ``sum_j a_ij V_e e_ij = V_e sum_j a_ij e_ij``.
+Edge update: ``e_ij <- LN(e_ij + MLP(e_ij, x_i, x_j))``. Readout: mean over all
+nodes, then an MLP. Every operation is equivariant to node relabellings that
+fix positions and edge types, so the classifier is invariant to hidden-neuron
+permutations.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dwsjax.models.graph import NUM_EDGE_TYPES, NO_EDGE, neural_graph, num_positions
+from dwsjax.models.inputs import check_model_input
+from dwsjax.weights import MLPSpec, WeightSpace
+
+
+class RelationalAttention(nn.Module):
+    """Multi-head attention whose keys and values see edge features: ``(B,N,D) -> (B,N,D)``."""
+
+    node_dim: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, e: jax.Array, mask: jax.Array) -> jax.Array:
+        head_dim = self.node_dim // self.heads
+        edge_dim = e.shape[-1]
+        split = lambda y: y.reshape(y.shape[:-1] + (self.heads, head_dim))
+        q = split(nn.Dense(self.node_dim, name="query")(x))
+        k = split(nn.Dense(self.node_dim, name="key")(x))
+        v = split(nn.Dense(self.node_dim, name="value")(x))
+        init = nn.initializers.lecun_normal(in_axis=-1, out_axis=(0, 1))
+        key_edge = self.param("key_edge", init, (self.heads, head_dim, edge_dim))
+        value_edge = self.param("value_edge", init, (self.heads, head_dim, edge_dim))
+
+        q_edge = jnp.einsum("bihd,hde->bihe", q, key_edge)
+        logits = jnp.einsum("bihd,bjhd->bijh", q, k) + jnp.einsum("bihe,bije->bijh", q_edge, e)
+        logits = jnp.where(mask[None, :, :, None], logits / head_dim**0.5, -1e9)
+        attn = jax.nn.softmax(logits, axis=2)
+        out = jnp.einsum("bijh,bjhd->bihd", attn, v)
+        out = out + jnp.einsum("bihe,hde->bihd", jnp.einsum("bijh,bije->bihe", attn, e), value_edge)
+        return nn.Dense(self.node_dim, name="out")(out.reshape(x.shape))
+
+
+class EdgeUpdate(nn.Module):
+    """``e_ij <- LN(e_ij + W_2 relu(A e_ij + B x_i + C x_j))``: ``(B,N,N,E)``."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, e: jax.Array) -> jax.Array:
+        dim = e.shape[-1]
+        hidden = (
+            nn.Dense(dim, name="from_edge")(e)
+            + nn.Dense(dim, use_bias=False, name="from_source")(x)[:, :, None]
+            + nn.Dense(dim, use_bias=False, name="from_target")(x)[:, None, :]
+        )
+        return nn.LayerNorm(name="norm")(e + nn.Dense(dim, name="out")(nn.relu(hidden)))
+
+
+class RelationalTransformerLayer(nn.Module):
+    """Post-norm transformer block with relational attention, optionally updating edges."""
+
+    node_dim: int
+    heads: int
+    update_edges: bool
+
+    @nn.compact
+    def __call__(self, x, e, mask, train: bool, dropout: float):
+        drop = nn.Dropout(dropout, deterministic=not train)
+        x = nn.LayerNorm(name="attn_norm")(x + drop(RelationalAttention(self.node_dim, self.heads)(x, e, mask)))
+        ff = nn.Dense(self.node_dim, name="ff_out")(nn.relu(nn.Dense(2 * self.node_dim, name="ff_in")(x)))
+        x = nn.LayerNorm(name="ff_norm")(x + drop(ff))
+        if self.update_edges:
+            e = EdgeUpdate(name="edges")(x, e)
+        return x, e
+
+
+class GNNClassifier(nn.Module):
+    """Relational transformer over the neural graph -> mean readout -> ``(B, num_classes)``."""
+
+    spec: MLPSpec
+    num_classes: int
+    node_dim: int = 64
+    edge_dim: int = 32
+    depth: int = 4
+    heads: int = 4
+    dropout: float = 0.0
+    head_hidden: int = 128
+
+    @nn.compact
+    def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
+        check_model_input(ws, self.spec)
+        graph = neural_graph(ws, self.spec)
+        x = nn.Dense(self.node_dim, name="node_in")(graph.node_bias[..., None])
+        x = x + nn.Embed(num_positions(self.spec), self.node_dim, name="position")(graph.node_position)
+        weights = jnp.stack([graph.edge_weight, jnp.swapaxes(graph.edge_weight, 1, 2)], axis=-1)
+        e = nn.Dense(self.edge_dim, name="edge_in")(weights)
+        e = e + nn.Embed(NUM_EDGE_TYPES, self.edge_dim, name="edge_type")(graph.edge_type)
+        mask = jnp.asarray(graph.edge_type != NO_EDGE)
+        for layer in range(self.depth):
+            x, e = RelationalTransformerLayer(
+                self.node_dim, self.heads, update_edges=layer < self.depth - 1, name=f"layer_{layer}"
+            )(x, e, mask, train, self.dropout)
+        features = nn.relu(nn.Dense(self.head_hidden, name="head_hidden")(jnp.mean(x, axis=1)))
+        return nn.Dense(self.num_classes, name="head_out")(features)

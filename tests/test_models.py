@@ -1,0 +1,191 @@
+"""Symmetry, training and shape tests for dwsjax.models."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dwsjax import WeightSpace, mlp_spec, normalize, siren_init_batch, weight_stats
+from dwsjax.models import (
+    DWSLayer,
+    DWSWeightModel,
+    build_model,
+    from_tensors,
+    model_param_counts,
+    neural_graph,
+    param_count,
+    summary,
+    to_tensors,
+)
+from dwsjax.models.symmetry import fold, unfold, weight_space_slots
+
+SPECS = [mlp_spec(2, 5, 4, 1), mlp_spec(3, 8, 8, 8, 1)]
+SMALL = {
+    "dws": dict(hidden=8, depth=2, head_hidden=16),
+    "gnn": dict(node_dim=16, edge_dim=8, depth=2, heads=2, head_hidden=16),
+    "mlp": dict(hidden=(32, 32)),
+    "transformer": dict(dim=16, depth=2, heads=2),
+}
+
+
+def random_perms(key, spec):
+    keys = jax.random.split(key, spec.num_layers)
+    return [jax.random.permutation(k, d) for k, d in zip(keys, spec.hidden_widths)]
+
+
+def permute_hidden(ws: WeightSpace, perms) -> WeightSpace:
+    """Permute hidden neurons; leaves are ``(B, d_in, d_out, ...)`` / ``(B, d_out, ...)``."""
+    weights, biases = list(ws.weights), list(ws.biases)
+    for k, p in enumerate(perms, start=1):
+        weights[k - 1] = jnp.take(weights[k - 1], p, axis=2)
+        biases[k - 1] = jnp.take(biases[k - 1], p, axis=1)
+        weights[k] = jnp.take(weights[k], p, axis=1)
+    return WeightSpace(tuple(weights), tuple(biases))
+
+
+def random_ws(key, spec, batch=3, channels=None):
+    extra = () if channels is None else (channels,)
+    keys = jax.random.split(key, 2 * spec.num_layers)
+    weights = tuple(jax.random.normal(k, (batch, i, o) + extra) for k, (i, o) in zip(keys, spec.layer_shapes))
+    biases = tuple(jax.random.normal(k, (batch, o) + extra) for k, (_, o) in zip(keys[spec.num_layers :], spec.layer_shapes))
+    return WeightSpace(weights, biases)
+
+
+def assert_ws_close(a: WeightSpace, b: WeightSpace):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_fold_unfold_roundtrip(spec):
+    ws = random_ws(jax.random.key(0), spec, channels=2)
+    for x, slot in zip(ws.weights + ws.biases, weight_space_slots(spec)):
+        np.testing.assert_array_equal(unfold(fold(x, slot), slot), x)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_dws_layer_is_equivariant(spec, reduction):
+    ws = random_ws(jax.random.key(1), spec, channels=3)
+    layer = DWSLayer(spec, out_channels=4, reduction=reduction)
+    tensors = ws.weights + ws.biases
+    params = layer.init(jax.random.key(2), tensors)
+    apply = lambda w: _as_ws(layer.apply(params, w.weights + w.biases))
+    perms = random_perms(jax.random.key(3), spec)
+    assert_ws_close(apply(permute_hidden(ws, perms)), permute_hidden(apply(ws), perms))
+    out = apply(ws)
+    assert out.weights[0].shape == ws.weights[0].shape[:-1] + (4,)
+
+
+def _as_ws(tensors):
+    half = len(tensors) // 2
+    return WeightSpace(tuple(tensors[:half]), tuple(tensors[half:]))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_dws_weight_model_is_equivariant(spec):
+    ws = random_ws(jax.random.key(4), spec)
+    model = DWSWeightModel(spec, hidden=8, depth=2, normalization="layer")
+    params = model.init(jax.random.key(5), ws)
+    perms = random_perms(jax.random.key(6), spec)
+    out = model.apply(params, ws)
+    assert jax.tree.map(jnp.shape, out) == jax.tree.map(jnp.shape, ws)
+    assert_ws_close(model.apply(params, permute_hidden(ws, perms)), permute_hidden(out, perms))
+
+
+def test_to_from_tensors_roundtrip():
+    ws = random_ws(jax.random.key(7), SPECS[0])
+    assert_ws_close(from_tensors(to_tensors(ws)), ws)
+
+
+@pytest.mark.parametrize("name", ["dws", "gnn"])
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_classifier_is_invariant(name, spec):
+    ws = random_ws(jax.random.key(8), spec)
+    model = build_model(name, spec, 5, **SMALL[name])
+    params = model.init(jax.random.key(9), ws)
+    logits = model.apply(params, ws)
+    assert logits.shape == (3, 5)
+    for seed in range(2):
+        permuted = permute_hidden(ws, random_perms(jax.random.key(10 + seed), spec))
+        np.testing.assert_allclose(model.apply(params, permuted), logits, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["mlp", "transformer"])
+def test_baselines_are_not_invariant(name):
+    spec = SPECS[1]
+    ws = random_ws(jax.random.key(11), spec)
+    model = build_model(name, spec, 5, **SMALL[name])
+    params = model.init(jax.random.key(12), ws)
+    permuted = permute_hidden(ws, random_perms(jax.random.key(13), spec))
+    gap = jnp.max(jnp.abs(model.apply(params, permuted) - model.apply(params, ws)))
+    assert gap > 1e-3
+
+
+def test_neural_graph_places_weights_on_edges():
+    spec = SPECS[0]
+    ws = random_ws(jax.random.key(14), spec)
+    graph = neural_graph(ws, spec)
+    n = sum(spec.widths)
+    assert graph.edge_weight.shape == (3, n, n) and graph.node_bias.shape == (3, n)
+    np.testing.assert_array_equal(graph.edge_weight[:, 2:7, 7:11], ws.weights[1])
+    np.testing.assert_array_equal(graph.node_bias[:, :2], 0.0)
+    np.testing.assert_array_equal(graph.node_bias[:, -1], ws.biases[-1][:, 0])
+    assert len(set(graph.node_position[2:7].tolist())) == 1
+
+
+def siren_dataset(spec, n=8, classes=4):
+    """Random SIREN initialisations (real INR weights, untrained) with random labels, normalised per layer."""
+    ws = siren_init_batch(jax.random.split(jax.random.key(15), n), spec)
+    labels = jax.random.randint(jax.random.key(16), (n,), 0, classes)
+    return normalize(ws, weight_stats(ws)), labels
+
+
+@pytest.mark.parametrize("name", ["dws", "gnn", "mlp", "transformer"])
+def test_model_jits_and_overfits_sirens(name):
+    spec = mlp_spec(2, 16, 16, 1)
+    ws, labels = siren_dataset(spec)
+    model = build_model(name, spec, 4, dropout=0.1, **SMALL[name])
+    params = model.init(jax.random.key(17), ws)
+    opt = optax.adamw(3e-3, weight_decay=5e-4)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, key):
+        def loss_fn(p):
+            logits = model.apply(p, ws, train=True, rngs={"dropout": key})
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    losses = []
+    for key in jax.random.split(jax.random.key(18), 80):
+        params, state, loss = step(params, state, key)
+        losses.append(float(loss))
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.3 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("name", ["dws", "gnn", "mlp", "transformer"])
+def test_wrong_architecture_raises(name):
+    model = build_model(name, mlp_spec(2, 8, 8, 1), 3, **SMALL[name])
+    with pytest.raises(ValueError, match="expects weight spaces of architecture 2-8-8-1"):
+        model.init(jax.random.key(0), random_ws(jax.random.key(1), mlp_spec(2, 8, 4, 1)))
+    with pytest.raises(ValueError, match="one batch axis"):
+        two_batch_axes = jax.tree.map(lambda x: x[None], random_ws(jax.random.key(1), model.spec))
+        model.init(jax.random.key(0), two_batch_axes)
+
+
+def test_build_model_rejects_unknown_name():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet", mlp_spec(2, 8, 1), 3)
+
+
+def test_summary_counts_match_init():
+    model = build_model("dws", mlp_spec(2, 8, 8, 1), 3, **SMALL["dws"])
+    params = model.init(jax.random.key(0), random_ws(jax.random.key(1), model.spec))
+    assert model_param_counts(model)["total"] == param_count(params)
+    assert "total" in summary(model)
