@@ -1,0 +1,90 @@
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
+from dwsjax.store import InrStore, iterate_batches
+from experiments import fit_inrs
+
+CONFIG = InrDatasetConfig("synthetic2d", "train", views=2, steps=20, shard_objects=4)
+
+
+@pytest.fixture(scope="module")
+def complete_store(tmp_path_factory):
+    return build_inr_store(tmp_path_factory.mktemp("a"), CONFIG, objects=10, progress=False)
+
+
+def test_interrupted_fit_resumes_without_loss(complete_store, tmp_path, monkeypatch):
+    original = InrStore.write_shard
+    calls = []
+
+    def crash_after_first_shard(self, index, records, weights):
+        if calls:
+            raise KeyboardInterrupt("killed")
+        calls.append(index)
+        original(self, index, records, weights)
+
+    monkeypatch.setattr(InrStore, "write_shard", crash_after_first_shard)
+    with pytest.raises(KeyboardInterrupt):
+        build_inr_store(tmp_path, CONFIG, objects=10, progress=False)
+    monkeypatch.setattr(InrStore, "write_shard", original)
+    assert InrStore.open(tmp_path).done_shards() == [0]
+    (tmp_path / "shard_00001.npz").write_bytes(b"half-written garbage")  # not in the manifest: ignored
+
+    resumed = build_inr_store(tmp_path, CONFIG, objects=10, progress=False)
+    a, b = complete_store.load(), resumed.load()
+    assert len(b.labels) == 20
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.object_ids, b.object_ids)
+    np.testing.assert_array_equal(a.view_ids, b.view_ids)
+    for x, y in zip(jax.tree.leaves(a.weights), jax.tree.leaves(b.weights)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_store_records_and_batches(complete_store):
+    data = complete_store.load()
+    assert data.weights.batch_shape == (20,)
+    np.testing.assert_array_equal(data.view_ids, np.tile([0, 1], 10))
+    np.testing.assert_array_equal(data.object_ids, np.repeat(np.arange(10), 2))
+    assert complete_store.summary()["ok"] == 20
+    assert complete_store.metadata["kind"] == "image"
+    one_view = complete_store.load(views=1)
+    assert set(one_view.view_ids.tolist()) == {0}
+    batches = list(iterate_batches(data, 8, jax.random.key(0)))
+    assert [len(b.labels) for b in batches] == [8, 8, 4]
+    assert sorted(np.concatenate([b.object_ids for b in batches]).tolist()) == sorted(data.object_ids.tolist())
+
+
+def test_store_refuses_a_different_config(complete_store):
+    with pytest.raises(ValueError, match="different configuration.*steps: stored 20, requested 30"):
+        build_inr_store(complete_store.root, CONFIG._replace(steps=30), objects=10, progress=False)
+
+
+def test_corrupt_or_missing_store_is_a_clear_error(complete_store, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no INR store"):
+        InrStore.open(tmp_path / "nothing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    manifest = json.loads((complete_store.root / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    for index in (0, 1, 2):
+        (broken / f"shard_{index:05d}.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="cannot read INR shard"):
+        InrStore.open(broken).load()
+
+
+def test_diverged_fits_are_flagged_not_stored_as_good(tmp_path):
+    store = build_inr_store(tmp_path, CONFIG._replace(learning_rate=1e4), objects=4, progress=False)
+    summary = store.summary()
+    assert summary["ok"] < 8 and summary["nan"] + summary["diverged"] + summary["ok"] == 8
+    assert len(store.load(include_failed=True).labels) == 8
+    assert len(store.load().labels) == summary["ok"]
+
+
+def test_fit_inrs_cli(tmp_path, capsys):
+    argv = ["--dataset", "synthetic2d", "--objects", "4", "--steps", "20", "--views", "2", "--shard-objects", "4"]
+    summary = fit_inrs.main(argv + ["--out", str(tmp_path)])
+    assert summary["inrs"] == 8 and summary["ok"] == 8
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["inrs"] == 8
