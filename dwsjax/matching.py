@@ -182,7 +182,7 @@ def _scipy_solve(sim: np.ndarray) -> np.ndarray:
     return linear_sum_assignment(sim, maximize=True)[1]
 
 
-def _check_same_spec(ws_a: WeightSpace, ws_b: WeightSpace, what: str) -> MLPSpec:
+def check_same_spec(ws_a: WeightSpace, ws_b: WeightSpace, what: str) -> MLPSpec:
     spec_a, spec_b = spec_of(ws_a), spec_of(ws_b)
     if spec_a != spec_b:
         raise ValueError(f"{what} needs two networks of one architecture, got {spec_a} and {spec_b}")
@@ -205,7 +205,7 @@ def weight_matching(
     the identity's. ``sign_aware=True`` also flips neurons (SIRENs: sine is odd).
     Pure JAX on one pair: jit it and vmap over pairs.
     """
-    pspec = mlp_permutation_spec(_check_same_spec(ws_a, ws_b, "weight matching"))
+    pspec = mlp_permutation_spec(check_same_spec(ws_a, ws_b, "weight matching"))
 
     def sweep(state):
         perms, signs, _, count = state
@@ -234,7 +234,7 @@ def weight_matching_scipy(
 ) -> Alignment:
     """Host reference for ONE pair: the same coordinate descent in NumPy with
     ``scipy.optimize.linear_sum_assignment`` (tests and benchmarks)."""
-    pspec = mlp_permutation_spec(_check_same_spec(ws_a, ws_b, "weight matching"))
+    pspec = mlp_permutation_spec(check_same_spec(ws_a, ws_b, "weight matching"))
     a, b = jax.tree.map(np.asarray, ws_a), jax.tree.map(np.asarray, ws_b)
     perms = [np.arange(n) for n in pspec.sizes]
     signs = [np.ones(n, a.weights[0].dtype) for n in pspec.sizes]

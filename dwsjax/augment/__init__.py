@@ -1,0 +1,39 @@
+"""Weight-space augmentations (Shamsian et al., ICML 2024) as pure, jittable functions.
+
+Each acts on ONE network: ``(key, ws, ...) -> ws``, or for MixUp variants
+``(key, ws_a, y_a, ws_b, y_b, ...) -> (ws, y)``. Use :func:`apply_to_batch` or a
+:class:`Pipeline` for batches.
+"""
+
+from dwsjax.augment.data_agnostic import gaussian_noise, masking, quantile_masking
+from dwsjax.augment.input_space import (
+    rotate,
+    sample_rotation,
+    sample_scale,
+    sample_translation,
+    scale,
+    transform_inputs,
+    translate,
+)
+from dwsjax.augment.mixup import (
+    input_mixup,
+    interpolate,
+    label_smoothing,
+    mixup,
+    mixup_aligned,
+    mixup_permuted,
+    sample_lambda,
+)
+from dwsjax.augment.permutation import permutation, random_perms
+from dwsjax.augment.pipeline import (
+    AUGMENTATIONS,
+    COMBINATION,
+    PAIR_AUGMENTATIONS,
+    Pipeline,
+    Step,
+    apply_to_batch,
+    build_pipeline,
+    combination,
+    make_step,
+)
+from dwsjax.augment.symmetries import relu_scaling, siren_bias, siren_negation, siren_shift_biases

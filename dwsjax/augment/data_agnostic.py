@@ -1,0 +1,43 @@
+"""Data-agnostic augmentations: noise and dropout-style masking of weights.
+
+Applied leaf by leaf (every weight matrix and bias vector) with its own key.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dwsjax.weights import WeightSpace
+
+
+def _map_with_keys(fn, key: jax.Array, ws: WeightSpace) -> WeightSpace:
+    """``fn(key_leaf, leaf)`` with an independent key per leaf."""
+    leaves, treedef = jax.tree.flatten(ws)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(treedef, [fn(k, leaf) for k, leaf in zip(keys, leaves)])
+
+
+def gaussian_noise(key: jax.Array, ws: WeightSpace, scale: float = 0.32) -> WeightSpace:
+    """``W_i + eps``, ``eps ~ N(0, (scale * std(W_i))^2)`` per layer (weights and biases)."""
+    return _map_with_keys(
+        lambda k, w: w + scale * jnp.std(w) * jax.random.normal(k, w.shape, w.dtype), key, ws
+    )
+
+
+def masking(key: jax.Array, ws: WeightSpace, rate: float = 0.1) -> WeightSpace:
+    """Zero each entry independently with probability ``rate``."""
+    return _map_with_keys(
+        lambda k, w: jnp.where(jax.random.bernoulli(k, rate, w.shape), 0.0, w).astype(w.dtype),
+        key,
+        ws,
+    )
+
+
+def quantile_masking(key: jax.Array, ws: WeightSpace, max_quantile: float = 0.1) -> WeightSpace:
+    """Zero the entries whose magnitude is below the ``q``-quantile of their layer's
+    magnitudes, ``q ~ U(0, max_quantile)`` drawn once per network."""
+    q = jax.random.uniform(key, minval=0.0, maxval=max_quantile)
+    return jax.tree.map(
+        lambda w: jnp.where(jnp.abs(w) < jnp.quantile(jnp.abs(w), q), 0.0, w).astype(w.dtype), ws
+    )
