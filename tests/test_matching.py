@@ -9,7 +9,6 @@ from dwsjax.assignment import assignment_value, linear_assignment
 from dwsjax.augment import random_perms
 from dwsjax.matching import (
     alignment_objective,
-    align,
     mlp_permutation_spec,
     permute_neurons,
     weight_matching,
@@ -17,6 +16,8 @@ from dwsjax.matching import (
 )
 
 SPEC = mlp_spec(2, 8, 6, 1)
+match = jax.jit(weight_matching, static_argnames=("sign_aware",))
+match_pairs = jax.jit(jax.vmap(weight_matching, in_axes=(0, 0, None, None)), static_argnums=(2, 3))
 
 
 def pair(seed, spec=SPEC):
@@ -58,9 +59,10 @@ def test_permutation_spec_and_signed_permutation_preserve_siren():
     assert pspec.weight_axes == ((None, 0), (0, 1), (1, None))
     perms = random_perms(jax.random.key(1), ws)
     signs = tuple(jnp.where(jax.random.bernoulli(jax.random.key(2), 0.5, (n,)), -1.0, 1.0) for n in pspec.sizes)
-    out = permute_neurons(ws, pspec, perms, signs)
+    out = jax.jit(permute_neurons, static_argnums=1)(ws, pspec, perms, signs)
+    render = jax.jit(siren_apply)
     coords = image_coords(8, 8)
-    np.testing.assert_allclose(siren_apply(out, coords), siren_apply(ws, coords), atol=1e-5)
+    np.testing.assert_allclose(render(out, coords), render(ws, coords), atol=1e-5)
 
 
 @pytest.mark.parametrize("sign_aware", [False, True])
@@ -72,7 +74,7 @@ def test_weight_matching_recovers_applied_permutation(sign_aware):
     if sign_aware:
         signs = tuple(jnp.where(jax.random.bernoulli(jax.random.key(5), 0.5, (n,)), -1.0, 1.0) for n in pspec.sizes)
     copy = permute_neurons(ws, pspec, perms, signs)
-    result = jax.jit(lambda a, b: weight_matching(a, b, sign_aware=sign_aware))(ws, copy)
+    result = match(ws, copy, sign_aware=sign_aware)
     for p, found in zip(perms, result.perms):
         np.testing.assert_array_equal(found, np.argsort(np.asarray(p)))
     np.testing.assert_allclose(result.objective, alignment_objective(ws, ws), rtol=1e-5)
@@ -82,16 +84,16 @@ def test_weight_matching_recovers_applied_permutation(sign_aware):
 
 
 def test_weight_matching_never_below_identity_and_matches_scipy_under_vmap():
-    spec = mlp_spec(2, 16, 16, 1)
-    ws = siren_init_batch(jax.random.split(jax.random.key(7), 16), spec)
+    ws = siren_init_batch(jax.random.split(jax.random.key(7), 16), SPEC)
     a = jax.tree.map(lambda x: x[:8], ws)
     b = jax.tree.map(lambda x: x[8:], ws)
     for sign_aware in (False, True):
-        result = jax.jit(jax.vmap(lambda x, y: weight_matching(x, y, sign_aware=sign_aware)))(a, b)
+        result = match_pairs(a, b, 10, sign_aware)
         identity = jax.vmap(alignment_objective)(a, b)
         assert np.all(np.asarray(result.objective) >= np.asarray(identity) - 1e-5)
+        a_np, b_np = jax.tree.map(np.asarray, a), jax.tree.map(np.asarray, b)
         ref = [
-            weight_matching_scipy(jax.tree.map(lambda x: x[i], a), jax.tree.map(lambda x: x[i], b),
+            weight_matching_scipy(jax.tree.map(lambda x: x[i], a_np), jax.tree.map(lambda x: x[i], b_np),
                                   sign_aware=sign_aware).objective
             for i in range(8)
         ]
@@ -100,12 +102,13 @@ def test_weight_matching_never_below_identity_and_matches_scipy_under_vmap():
 
 def test_sign_aware_objective_at_least_plain_and_aligned_function_preserved():
     a, b = pair(9)
-    plain = weight_matching(a, b)
-    signed = weight_matching(a, b, sign_aware=True)
+    plain = match(a, b, sign_aware=False)
+    signed = match(a, b, sign_aware=True)
     assert float(signed.objective) >= float(plain.objective) - 1e-5
     coords = image_coords(8, 8)
-    aligned = align(a, b, sign_aware=True)
-    np.testing.assert_allclose(siren_apply(aligned, coords), siren_apply(b, coords), atol=1e-5)
+    aligned = permute_neurons(b, mlp_permutation_spec(SPEC), signed.perms, signed.signs)
+    render = jax.jit(siren_apply)
+    np.testing.assert_allclose(render(aligned, coords), render(b, coords), atol=1e-5)
 
 
 def test_weight_matching_rejects_different_architectures():

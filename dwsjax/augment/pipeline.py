@@ -10,6 +10,7 @@ with another one of the batch (a random permutation of the batch).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from typing import Callable, NamedTuple, Sequence
@@ -56,7 +57,8 @@ def _apply_step(step: Step, key: jax.Array, ws: WeightSpace, labels: jax.Array):
     return _select(apply, new_ws, ws), _select(apply, new_labels, labels)
 
 
-class Pipeline(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
     """Steps applied in order, each to each sample with its own probability (jittable)."""
 
     steps: tuple[Step, ...]
