@@ -29,26 +29,28 @@ SMALL = {
 }
 
 
-def random_perms(key, spec):
-    keys = jax.random.split(key, spec.num_layers)
-    return [jax.random.permutation(k, d) for k, d in zip(keys, spec.hidden_widths)]
+def random_perms(seed, spec):
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(d) for d in spec.hidden_widths]
 
 
 def permute_hidden(ws: WeightSpace, perms) -> WeightSpace:
     """Permute hidden neurons; leaves are ``(B, d_in, d_out, ...)`` / ``(B, d_out, ...)``."""
-    weights, biases = list(ws.weights), list(ws.biases)
+    weights, biases = [np.asarray(w) for w in ws.weights], [np.asarray(b) for b in ws.biases]
     for k, p in enumerate(perms, start=1):
-        weights[k - 1] = jnp.take(weights[k - 1], p, axis=2)
-        biases[k - 1] = jnp.take(biases[k - 1], p, axis=1)
-        weights[k] = jnp.take(weights[k], p, axis=1)
+        weights[k - 1] = np.take(weights[k - 1], p, axis=2)
+        biases[k - 1] = np.take(biases[k - 1], p, axis=1)
+        weights[k] = np.take(weights[k], p, axis=1)
     return WeightSpace(tuple(weights), tuple(biases))
 
 
-def random_ws(key, spec, batch=3, channels=None):
+def random_ws(seed, spec, batch=3, channels=None):
+    """Gaussian weight space (numpy, so no per-op compilation in eager mode)."""
     extra = () if channels is None else (channels,)
-    keys = jax.random.split(key, 2 * spec.num_layers)
-    weights = tuple(jax.random.normal(k, (batch, i, o) + extra) for k, (i, o) in zip(keys, spec.layer_shapes))
-    biases = tuple(jax.random.normal(k, (batch, o) + extra) for k, (_, o) in zip(keys[spec.num_layers :], spec.layer_shapes))
+    rng = np.random.default_rng(seed)
+    normal = lambda shape: rng.standard_normal(shape).astype(np.float32)
+    weights = tuple(normal((batch, i, o) + extra) for i, o in spec.layer_shapes)
+    biases = tuple(normal((batch, o) + extra) for _, o in spec.layer_shapes)
     return WeightSpace(weights, biases)
 
 
@@ -59,20 +61,21 @@ def assert_ws_close(a: WeightSpace, b: WeightSpace):
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_fold_unfold_roundtrip(spec):
-    ws = random_ws(jax.random.key(0), spec, channels=2)
+    ws = random_ws(0, spec, channels=2)
+    roundtrip = jax.jit(lambda x, slot: unfold(fold(x, slot), slot), static_argnums=1)
     for x, slot in zip(ws.weights + ws.biases, weight_space_slots(spec)):
-        np.testing.assert_array_equal(unfold(fold(x, slot), slot), x)
+        np.testing.assert_array_equal(roundtrip(x, slot), x)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_dws_layer_is_equivariant(spec, reduction):
-    ws = random_ws(jax.random.key(1), spec, channels=3)
+    ws = random_ws(1, spec, channels=3)
     layer = DWSLayer(spec, out_channels=4, reduction=reduction)
     tensors = ws.weights + ws.biases
-    params = layer.init(jax.random.key(2), tensors)
-    apply = lambda w: _as_ws(layer.apply(params, w.weights + w.biases))
-    perms = random_perms(jax.random.key(3), spec)
+    params = jax.jit(layer.init)(jax.random.key(2), tensors)
+    apply = jax.jit(lambda w: _as_ws(layer.apply(params, w.weights + w.biases)))
+    perms = random_perms(3, spec)
     assert_ws_close(apply(permute_hidden(ws, perms)), permute_hidden(apply(ws), perms))
     out = apply(ws)
     assert out.weights[0].shape == ws.weights[0].shape[:-1] + (4,)
@@ -85,47 +88,50 @@ def _as_ws(tensors):
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_dws_weight_model_is_equivariant(spec):
-    ws = random_ws(jax.random.key(4), spec)
+    ws = random_ws(4, spec)
     model = DWSWeightModel(spec, hidden=8, depth=2, normalization="layer")
-    params = model.init(jax.random.key(5), ws)
-    perms = random_perms(jax.random.key(6), spec)
-    out = model.apply(params, ws)
+    params = jax.jit(model.init)(jax.random.key(5), ws)
+    apply = jax.jit(model.apply)
+    perms = random_perms(6, spec)
+    out = apply(params, ws)
     assert jax.tree.map(jnp.shape, out) == jax.tree.map(jnp.shape, ws)
-    assert_ws_close(model.apply(params, permute_hidden(ws, perms)), permute_hidden(out, perms))
+    assert_ws_close(apply(params, permute_hidden(ws, perms)), permute_hidden(out, perms))
 
 
 def test_to_from_tensors_roundtrip():
-    ws = random_ws(jax.random.key(7), SPECS[0])
+    ws = random_ws(7, SPECS[0])
     assert_ws_close(from_tensors(to_tensors(ws)), ws)
 
 
 @pytest.mark.parametrize("name", ["dws", "gnn"])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_classifier_is_invariant(name, spec):
-    ws = random_ws(jax.random.key(8), spec)
+    ws = random_ws(8, spec)
     model = build_model(name, spec, 5, **SMALL[name])
-    params = model.init(jax.random.key(9), ws)
-    logits = model.apply(params, ws)
+    params = jax.jit(model.init)(jax.random.key(9), ws)
+    apply = jax.jit(model.apply)
+    logits = apply(params, ws)
     assert logits.shape == (3, 5)
     for seed in range(2):
-        permuted = permute_hidden(ws, random_perms(jax.random.key(10 + seed), spec))
-        np.testing.assert_allclose(model.apply(params, permuted), logits, rtol=1e-4, atol=1e-4)
+        permuted = permute_hidden(ws, random_perms(10 + seed, spec))
+        np.testing.assert_allclose(apply(params, permuted), logits, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["mlp", "transformer"])
 def test_baselines_are_not_invariant(name):
     spec = SPECS[1]
-    ws = random_ws(jax.random.key(11), spec)
+    ws = random_ws(11, spec)
     model = build_model(name, spec, 5, **SMALL[name])
-    params = model.init(jax.random.key(12), ws)
-    permuted = permute_hidden(ws, random_perms(jax.random.key(13), spec))
-    gap = jnp.max(jnp.abs(model.apply(params, permuted) - model.apply(params, ws)))
+    params = jax.jit(model.init)(jax.random.key(12), ws)
+    apply = jax.jit(model.apply)
+    permuted = permute_hidden(ws, random_perms(13, spec))
+    gap = jnp.max(jnp.abs(apply(params, permuted) - apply(params, ws)))
     assert gap > 1e-3
 
 
 def test_neural_graph_places_weights_on_edges():
     spec = SPECS[0]
-    ws = random_ws(jax.random.key(14), spec)
+    ws = random_ws(14, spec)
     graph = neural_graph(ws, spec)
     n = sum(spec.widths)
     assert graph.edge_weight.shape == (3, n, n) and graph.node_bias.shape == (3, n)
@@ -137,17 +143,21 @@ def test_neural_graph_places_weights_on_edges():
 
 def siren_dataset(spec, n=8, classes=4):
     """Random SIREN initialisations (real INR weights, untrained) with random labels, normalised per layer."""
-    ws = siren_init_batch(jax.random.split(jax.random.key(15), n), spec)
-    labels = jax.random.randint(jax.random.key(16), (n,), 0, classes)
-    return normalize(ws, weight_stats(ws)), labels
+    @jax.jit
+    def make(key):
+        ws = siren_init_batch(jax.random.split(key, n), spec)
+        return normalize(ws, weight_stats(ws))
+
+    return make(jax.random.key(15)), np.random.default_rng(16).integers(0, classes, n)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dws", "gnn", "mlp", "transformer"])
 def test_model_jits_and_overfits_sirens(name):
     spec = mlp_spec(2, 16, 16, 1)
     ws, labels = siren_dataset(spec)
     model = build_model(name, spec, 4, dropout=0.1, **SMALL[name])
-    params = model.init(jax.random.key(17), ws)
+    params = jax.jit(model.init)(jax.random.key(17), ws)
     opt = optax.adamw(3e-3, weight_decay=5e-4)
     state = opt.init(params)
 
@@ -173,9 +183,9 @@ def test_model_jits_and_overfits_sirens(name):
 def test_wrong_architecture_raises(name):
     model = build_model(name, mlp_spec(2, 8, 8, 1), 3, **SMALL[name])
     with pytest.raises(ValueError, match="expects weight spaces of architecture 2-8-8-1"):
-        model.init(jax.random.key(0), random_ws(jax.random.key(1), mlp_spec(2, 8, 4, 1)))
+        model.init(jax.random.key(0), random_ws(1, mlp_spec(2, 8, 4, 1)))
     with pytest.raises(ValueError, match="one batch axis"):
-        two_batch_axes = jax.tree.map(lambda x: x[None], random_ws(jax.random.key(1), model.spec))
+        two_batch_axes = jax.tree.map(lambda x: x[None], random_ws(1, model.spec))
         model.init(jax.random.key(0), two_batch_axes)
 
 
@@ -186,6 +196,6 @@ def test_build_model_rejects_unknown_name():
 
 def test_summary_counts_match_init():
     model = build_model("dws", mlp_spec(2, 8, 8, 1), 3, **SMALL["dws"])
-    params = model.init(jax.random.key(0), random_ws(jax.random.key(1), model.spec))
+    params = jax.jit(model.init)(jax.random.key(0), random_ws(1, model.spec))
     assert model_param_counts(model)["total"] == param_count(params)
     assert "total" in summary(model)
