@@ -57,6 +57,15 @@ def _split(x: jax.Array, sizes: Sequence[int]) -> list[jax.Array]:
     return jnp.split(x, offsets, axis=-1)
 
 
+def _channel_dense(dense: nn.Dense, x: jax.Array) -> jax.Array:
+    """Apply ``dense`` to the last axis through a 2-D matmul ``(rows, F) @ (F, F')``.
+
+    XLA's CPU backward of a dot with many batch-like axes is several times
+    slower than that of the equivalent 2-D matmul.
+    """
+    return dense(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (-1,))
+
+
 def _hidden_layers(spec: MLPSpec) -> range:
     return range(1, spec.num_layers)
 
@@ -90,13 +99,15 @@ class DWSLayer(nn.Module):
                 [pool_to_layer(folded[i], slots[i], k, reduce) for i in touching], axis=-1
             )
             sizes = [out_sizes[i] for i in touching]
-            terms = _split(nn.Dense(sum(sizes), use_bias=False, name=f"neurons_{k}")(neurons), sizes)
+            dense = nn.Dense(sum(sizes), use_bias=False, name=f"neurons_{k}")
+            terms = _split(_channel_dense(dense, neurons), sizes)
             for i, t in zip(touching, terms):
                 outputs[i] = outputs[i] + broadcast_from_layer(t, slots[i], k)
 
         for i, s in enumerate(slots):
             if len(s.hidden_layers) == 2:
-                tied = nn.Dense(out_sizes[i], use_bias=False, name=f"elementwise_{i}")(folded[i])
+                dense = nn.Dense(out_sizes[i], use_bias=False, name=f"elementwise_{i}")
+                tied = _channel_dense(dense, folded[i])
                 outputs[i] = outputs[i] + tied
 
         return tuple(unfold(jnp.broadcast_to(y, x.shape[:-1] + y.shape[-1:]), s)

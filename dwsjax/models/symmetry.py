@@ -16,6 +16,7 @@ because a non-permuted index behaves like a feature index.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -94,7 +95,30 @@ def unfold(x: jax.Array, slot: Slot) -> jax.Array:
 
 Reduction = Callable[..., jax.Array]
 
-REDUCTIONS: dict[str, Reduction] = {"sum": jnp.sum, "mean": jnp.mean, "max": jnp.max}
+
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def max_pool(x: jax.Array, axis: tuple[int, ...]) -> jax.Array:
+    """``jnp.max`` whose gradient goes to every maximiser (one cheap select, not jax's count-and-divide)."""
+    return jnp.max(x, axis=axis)
+
+
+def _max_pool_fwd(x, axis):
+    out = jnp.max(x, axis=axis)
+    return out, (x, out)
+
+
+def _max_pool_bwd(axis, residuals, grad):
+    x, out = residuals
+    return (jnp.where(x == jnp.expand_dims(out, axis), jnp.expand_dims(grad, axis), 0.0),)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+REDUCTIONS: dict[str, Reduction] = {
+    "sum": jnp.sum,
+    "mean": jnp.mean,
+    "max": lambda x, axis: max_pool(x, axis),
+}
 
 
 def reduction(name: str) -> Reduction:
