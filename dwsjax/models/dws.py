@@ -33,6 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dwsjax.models.dense import dense_last_axis
 from dwsjax.models.inputs import check_model_input
 from dwsjax.models.symmetry import (
     Slot,
@@ -55,15 +56,6 @@ Tensors = tuple[jax.Array, ...]
 def _split(x: jax.Array, sizes: Sequence[int]) -> list[jax.Array]:
     offsets = [sum(sizes[:i]) for i in range(1, len(sizes))]
     return jnp.split(x, offsets, axis=-1)
-
-
-def _channel_dense(dense: nn.Dense, x: jax.Array) -> jax.Array:
-    """Apply ``dense`` to the last axis through a 2-D matmul ``(rows, F) @ (F, F')``.
-
-    XLA's CPU backward of a dot with many batch-like axes is several times
-    slower than that of the equivalent 2-D matmul.
-    """
-    return dense(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (-1,))
 
 
 def _hidden_layers(spec: MLPSpec) -> range:
@@ -100,14 +92,14 @@ class DWSLayer(nn.Module):
             )
             sizes = [out_sizes[i] for i in touching]
             dense = nn.Dense(sum(sizes), use_bias=False, name=f"neurons_{k}")
-            terms = _split(_channel_dense(dense, neurons), sizes)
+            terms = _split(dense_last_axis(dense, neurons), sizes)
             for i, t in zip(touching, terms):
                 outputs[i] = outputs[i] + broadcast_from_layer(t, slots[i], k)
 
         for i, s in enumerate(slots):
             if len(s.hidden_layers) == 2:
                 dense = nn.Dense(out_sizes[i], use_bias=False, name=f"elementwise_{i}")
-                tied = _channel_dense(dense, folded[i])
+                tied = dense_last_axis(dense, folded[i])
                 outputs[i] = outputs[i] + tied
 
         return tuple(unfold(jnp.broadcast_to(y, x.shape[:-1] + y.shape[-1:]), s)

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dwsjax.models.dense import dense_last_axis
 from dwsjax.models.graph import NUM_EDGE_TYPES, NO_EDGE, neural_graph, num_positions
 from dwsjax.models.inputs import check_model_input
 from dwsjax.weights import MLPSpec, WeightSpace
@@ -59,11 +60,11 @@ class EdgeUpdate(nn.Module):
     def __call__(self, x: jax.Array, e: jax.Array) -> jax.Array:
         dim = e.shape[-1]
         hidden = (
-            nn.Dense(dim, name="from_edge")(e)
+            dense_last_axis(nn.Dense(dim, name="from_edge"), e)
             + nn.Dense(dim, use_bias=False, name="from_source")(x)[:, :, None]
             + nn.Dense(dim, use_bias=False, name="from_target")(x)[:, None, :]
         )
-        return nn.LayerNorm(name="norm")(e + nn.Dense(dim, name="out")(nn.relu(hidden)))
+        return nn.LayerNorm(name="norm")(e + dense_last_axis(nn.Dense(dim, name="out"), nn.relu(hidden)))
 
 
 class RelationalTransformerLayer(nn.Module):
@@ -103,7 +104,7 @@ class GNNClassifier(nn.Module):
         x = nn.Dense(self.node_dim, name="node_in")(graph.node_bias[..., None])
         x = x + nn.Embed(num_positions(self.spec), self.node_dim, name="position")(graph.node_position)
         weights = jnp.stack([graph.edge_weight, jnp.swapaxes(graph.edge_weight, 1, 2)], axis=-1)
-        e = nn.Dense(self.edge_dim, name="edge_in")(weights)
+        e = dense_last_axis(nn.Dense(self.edge_dim, name="edge_in"), weights)
         e = e + nn.Embed(NUM_EDGE_TYPES, self.edge_dim, name="edge_type")(graph.edge_type)
         mask = jnp.asarray(graph.edge_type != NO_EDGE)
         for layer in range(self.depth):
