@@ -43,6 +43,15 @@ class InrBatch(NamedTuple):
     view_ids: np.ndarray
 
 
+def select(batch: InrBatch, index: np.ndarray) -> InrBatch:
+    """The INRs of ``batch`` picked by a boolean mask ``(n,)`` or an integer index array ``(m,)``."""
+    index = np.asarray(index)
+    if index.dtype == bool and index.shape != batch.labels.shape:
+        raise ValueError(f"mask of shape {index.shape} does not match a batch of {len(batch.labels)} INRs")
+    return InrBatch(jax.tree.map(lambda x: x[index], batch.weights), batch.labels[index],
+                    batch.object_ids[index], batch.view_ids[index])  # fmt: skip
+
+
 def _atomic_write_bytes(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -216,10 +225,4 @@ def iterate_batches(
     order = np.asarray(jax.random.permutation(key, n)) if key is not None else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        idx = order[start : start + batch_size]
-        yield InrBatch(
-            jax.tree.map(lambda x: x[idx], data.weights),
-            data.labels[idx],
-            data.object_ids[idx],
-            data.view_ids[idx],
-        )
+        yield select(data, order[start : start + batch_size])

@@ -61,6 +61,7 @@ def load_splits(args):
     import numpy as np
 
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
+    from dwsjax.store import select
 
     train_cfg = InrDatasetConfig(args.dataset, "train", views=args.views, steps=args.inr_steps)
     test_cfg = InrDatasetConfig(args.dataset, "test", views=1, steps=args.inr_steps)
@@ -82,16 +83,7 @@ def load_splits(args):
         )
     in_train = np.isin(fitted.object_ids, object_ids[:n_train])
     in_val = np.isin(fitted.object_ids, object_ids[n_train : n_train + n_val]) & (fitted.view_ids == 0)
-    return _select(fitted, in_train), _select(fitted, in_val), test_store.load(views=1), train_store
-
-
-def _select(batch, mask):
-    import jax
-
-    from dwsjax.store import InrBatch
-
-    return InrBatch(jax.tree.map(lambda x: x[mask], batch.weights), batch.labels[mask],
-                    batch.object_ids[mask], batch.view_ids[mask])  # fmt: skip
+    return select(fitted, in_train), select(fitted, in_val), test_store.load(views=1), train_store
 
 
 def write_history_csv(path: Path, epochs: list[dict]) -> None:

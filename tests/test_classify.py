@@ -5,6 +5,7 @@ import pytest
 
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.models import build_model
+from dwsjax.store import select
 from dwsjax.train import TrainConfig, train_classifier
 from experiments import classify
 
@@ -16,8 +17,8 @@ def splits(tmp_path_factory):
     test = build_inr_store(root / "test", InrDatasetConfig("synthetic2d", "test", steps=20), 20, progress=False)
     data = train.load()
     return (
-        classify._select(data, data.object_ids < 60),
-        classify._select(data, data.object_ids >= 60),
+        select(data, data.object_ids < 60),
+        select(data, data.object_ids >= 60),
         test.load(),
         train.spec,
     )
