@@ -15,7 +15,10 @@ objects) is fitted once and every run trains on a subset of it:
    ``N * V = --budget`` INRs, for each ``V`` of ``--views-list`` dividing it.
 
 Validation uses view 0 of held-out train-split objects and selects the epoch;
-all reported accuracies use the best-validation parameters. A run is one
+all reported accuracies use the best-validation parameters. Every run trains
+``--epochs`` epochs, or with ``--equal-steps`` as many optimiser steps as
+``--epochs`` epochs over the largest training set (so fewer INRs do not also
+mean less training). A run is one
 ``(objects, views, seed)``; runs shared by experiments 1 and 3 are trained
 once. ``--out`` gets ``results.json`` (settings, runs, per-epoch histories),
 ``results.csv`` (one row per run), ``results.md`` and ``views.png``; a rerun
@@ -36,11 +39,11 @@ from pathlib import Path
 from experiments.classify import DATASETS
 
 RUN_FIELDS = [
-    "objects", "views", "seed", "train_inrs", "internal_inrs", "best_epoch", "train_accuracy",
+    "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
     "internal_accuracy", "val_accuracy", "test_accuracy", "train_samples_per_s", "seconds",
 ]  # fmt: skip
 SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_steps",
-            "epochs", "batch_size", "lr", "weight_decay"]  # fmt: skip
+            "epochs", "equal_steps", "batch_size", "lr", "weight_decay"]  # fmt: skip
 
 
 def int_list(text: str, minimum: int = 1) -> list[int]:
@@ -72,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-objects", type=int, default=1000, help="test-split objects (view 0)")
     p.add_argument("--inr-steps", type=int, default=None, help="INR fitting steps (default: dataset preset)")
     p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--equal-steps", action="store_true",
+                   help="give every run the optimiser steps of --epochs epochs over the largest training set "
+                        "(smaller sets get more epochs); default: --epochs epochs for every run")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -108,6 +114,12 @@ def budget_pairs(budget: int, views_list: list[int]) -> list[tuple[int, int]]:
     return pairs
 
 
+def run_epochs(args, train_inrs: int, largest_inrs: int) -> int:
+    """``--epochs``, or with ``--equal-steps`` ``ceil(epochs * largest_inrs / train_inrs)`` so that
+    runs on fewer INRs are not also trained for fewer steps."""
+    return math.ceil(args.epochs * largest_inrs / train_inrs) if args.equal_steps else args.epochs
+
+
 def run_key(objects: int, views: int, seed: int) -> str:
     return f"n{objects}_v{views}_s{seed}"
 
@@ -125,7 +137,8 @@ def split_run(pool, objects: int, views: int):
     return select(pool, seen_object & (pool.view_ids < views)), select(pool, seen_object & (pool.view_ids >= views))
 
 
-def train_run(args, model, pool, val, test, num_classes: int, objects: int, views: int, seed: int) -> dict:
+def train_run(args, model, pool, val, test, num_classes: int, objects: int, views: int, seed: int,
+              largest_inrs: int) -> dict:
     """Train ``model`` on ``objects x views`` INRs; accuracies with the best-validation parameters.
 
     One ``model`` object serves all runs so that the jitted steps compile once.
@@ -133,8 +146,8 @@ def train_run(args, model, pool, val, test, num_classes: int, objects: int, view
     from dwsjax.train import TrainConfig, train_classifier
 
     train, internal = split_run(pool, objects, views)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         weight_decay=args.weight_decay, seed=seed)  # fmt: skip
+    config = TrainConfig(epochs=run_epochs(args, len(train.labels), largest_inrs), batch_size=args.batch_size,
+                         learning_rate=args.lr, weight_decay=args.weight_decay, seed=seed)  # fmt: skip
     final_eval = {"train": train, **({"internal": internal} if len(internal.labels) else {})}
     start = time.perf_counter()
     history = train_classifier(model, train, val, test, num_classes, config, progress=not args.no_progress,
@@ -143,7 +156,7 @@ def train_run(args, model, pool, val, test, num_classes: int, objects: int, view
     final = history["final_eval"]
     row = {
         "objects": objects, "views": views, "seed": seed,
-        "train_inrs": len(train.labels), "internal_inrs": len(internal.labels),
+        "train_inrs": len(train.labels), "internal_inrs": len(internal.labels), "epochs": config.epochs,
         "best_epoch": history["best_epoch"], "train_accuracy": final["train"]["accuracy"],
         "internal_accuracy": final["internal"]["accuracy"] if "internal" in final else math.nan,
         "val_accuracy": best["val_accuracy"], "test_accuracy": best["test_accuracy"],
@@ -229,28 +242,30 @@ def markdown(args, rows: list[dict]) -> str:
         f"# Views study: {args.dataset}, {args.model}" + (f" (hidden {args.hidden})" if args.hidden else ""),
         "",
         f"Accuracy (%) with the best-validation parameters, mean ± std over seeds {seeds}; {args.epochs} "
-        f"epochs; {args.max_views} views fitted per train-split object; validation: view 0 of "
+        f"epochs{' over the largest training set, equal steps for all runs' if args.equal_steps else ''}; "
+        f"{args.max_views} views fitted per train-split object; validation: view 0 of "
         f"{args.val_objects} held-out train objects; external = test: view 0 of {args.test_objects} "
         "test-split objects; internal: the unseen views (>= V) of the training objects.",
         "",
         f"## 1-2. One vs many views ({args.objects} training objects)",
         "",
-        "| views V | train INRs | train | internal (new views, seen objects) | external (test) | train - test |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| views V | train INRs | epochs | train | internal (new views, seen objects) | external (test) "
+        "| train - test |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, v, g in views_groups:
         gap = [{"gap": r["train_accuracy"] - r["test_accuracy"]} for r in g]
-        lines.append(f"| {v} | {g[0]['train_inrs']} | {cell(g, 'train_accuracy')} | {cell(g, 'internal_accuracy')} "
+        lines.append(f"| {v} | {g[0]['train_inrs']} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} | {cell(g, 'internal_accuracy')} "
                      f"| {cell(g, 'test_accuracy')} | {cell(gap, 'gap')} |")  # fmt: skip
     lines += [
         "",
         f"## 3. More views or more objects ({args.budget} training INRs)",
         "",
-        "| objects N | views V | train | external (test) |",
-        "|---:|---:|---:|---:|",
+        "| objects N | views V | epochs | train | external (test) |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for n, v, g in budget_groups:
-        lines.append(f"| {n} | {v} | {cell(g, 'train_accuracy')} | {cell(g, 'test_accuracy')} |")
+        lines.append(f"| {n} | {v} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} | {cell(g, 'test_accuracy')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -319,6 +334,7 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     runs = planned_runs(args)
     pool_objects = max(n for n, _, _ in runs)
+    largest_inrs = max(n * v for n, v, _ in runs)
     # the validation objects follow the pool's objects: a run compares only with the same pool
     settings = {**{k: getattr(args, k) for k in SETTINGS}, "pool_objects": pool_objects}
     rows, histories = load_previous(out, settings)
@@ -334,7 +350,7 @@ def main(argv=None) -> dict:
     bar = tqdm(pending, desc="views runs", unit="run", disable=args.no_progress)
     for objects, views, seed in bar:
         bar.set_postfix(run=run_key(objects, views, seed))
-        result = train_run(args, model, pool, val, test, num_classes, objects, views, seed)
+        result = train_run(args, model, pool, val, test, num_classes, objects, views, seed, largest_inrs)
         rows.append(result["row"])
         histories[run_key(objects, views, seed)] = result["history"]
         write_results(out, settings, rows, histories)

@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from experiments import views
 
 TINY = ["--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--objects", "24", "--max-views", "3",
         "--views-list", "1,2,3", "--val-objects", "8", "--test-objects", "16", "--inr-steps", "20", "--epochs", "1", "--batch-size", "8",
-        "--no-progress"]  # fmt: skip
+        "--equal-steps", "--no-progress"]  # fmt: skip
 
 
 def test_planned_runs_share_the_runs_of_both_experiments():
@@ -34,13 +35,14 @@ def test_views_cli_end_to_end_and_resume(tmp_path):
     assert {(r["objects"], r["views"]) for r in rows} == expected
     for r in rows:
         assert r["train_inrs"] == r["objects"] * r["views"]
+        assert r["epochs"] == math.ceil(72 / r["train_inrs"])  # equal steps: those of 1 epoch over 72 INRs
         assert r["internal_inrs"] == r["objects"] * (3 - r["views"])
         assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["train_accuracy"] <= 1.0
         assert np.isnan(r["internal_accuracy"]) == (r["views"] == 3)
     saved = json.loads((out / "results.json").read_text())
     assert set(saved["histories"]) == {views.run_key(n, v, 0) for n, v in expected}
     table = (out / "results.md").read_text()
-    assert "| 3 | 72 |" in table and "| 8 | 3 |" in table
+    assert "| 3 | 72 | 1 |" in table and "| 8 | 3 | 3 |" in table
     assert (out / "views.png").stat().st_size > 0
 
     before = (out / "results.csv").read_text()
