@@ -15,6 +15,7 @@ import argparse
 import functools
 import json
 import time
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -50,18 +51,33 @@ def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def bench_augmentations(key, ws, ws_b, labels, repeats: int) -> None:
+def augmentation_timings(key, ws, ws_b, labels, repeats: int, names=None) -> Iterator[dict]:
+    """One row per augmentation (all registered ones and the combination, or ``names``):
+    seconds per jitted call on the batch ``ws`` (paired with ``ws_b`` for MixUp variants)
+    and microseconds per sample."""
     n = labels.shape[0]
-    for name, fn in AUGMENTATIONS.items():
-        run = jax.jit(lambda k, w, fn=fn: apply_to_batch(fn, k, w))
-        emit(augmentation=name, batch=n, us_per_sample=1e6 * seconds_per_call(run, key, ws, repeats=repeats) / n)
+    known = [*AUGMENTATIONS, *PAIR_AUGMENTATIONS, "combination"]
+    chosen = known if names is None else list(names)
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise ValueError(f"unknown augmentations {unknown}; known: {', '.join(known)}")
     keys = jax.random.split(key, n)
-    for name, fn in PAIR_AUGMENTATIONS.items():
-        run = jax.jit(jax.vmap(fn))
-        t = seconds_per_call(run, keys, ws, labels, ws_b, labels[::-1], repeats=repeats)
-        emit(augmentation=name, batch=n, us_per_sample=1e6 * t / n, pairs_per_s=n / t)
-    t = seconds_per_call(jax.jit(combination()), key, ws, labels, repeats=repeats)
-    emit(augmentation="combination", batch=n, us_per_sample=1e6 * t / n)
+    for name in chosen:
+        if name in AUGMENTATIONS:
+            run = jax.jit(lambda k, w, fn=AUGMENTATIONS[name]: apply_to_batch(fn, k, w))
+            t = seconds_per_call(run, key, ws, repeats=repeats)
+        elif name in PAIR_AUGMENTATIONS:
+            t = seconds_per_call(jax.jit(jax.vmap(PAIR_AUGMENTATIONS[name])), keys, ws, labels, ws_b, labels[::-1],
+                                 repeats=repeats)  # fmt: skip
+        else:
+            t = seconds_per_call(jax.jit(combination()), key, ws, labels, repeats=repeats)
+        row = dict(augmentation=name, batch=n, seconds=t, us_per_sample=1e6 * t / n)
+        yield {**row, "pairs_per_s": n / t} if name in PAIR_AUGMENTATIONS else row
+
+
+def bench_augmentations(key, ws, ws_b, labels, repeats: int) -> None:
+    for row in augmentation_timings(key, ws, ws_b, labels, repeats):
+        emit(**row)
 
 
 def bench_alignment(ws_a, ws_b, repeats: int, scipy_pairs: int) -> None:

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
+from dwsjax.plots import plot_curves
 
 DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
 
@@ -91,28 +92,6 @@ def write_history_csv(path: Path, epochs: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(epochs[0]))
         writer.writeheader()
         writer.writerows(epochs)
-
-
-def plot_curves(path: Path, epochs: list[dict], title: str) -> None:
-    """The paper's Figures 1/3: loss and accuracy per epoch for train, validation and test."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    x = [e["epoch"] + 1 for e in epochs]
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for split in ("train", "val", "test"):
-            ax.plot(x, [e[f"{split}_{metric}"] for e in epochs], label=split, marker="o", markersize=3)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv=None) -> dict:

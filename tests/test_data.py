@@ -22,6 +22,7 @@ from dwsjax.data import (
     load_modelnet40_points,
     load_off_mesh,
     load_targets,
+    load_targets_or_fallback,
     normalise_shapes,
     object_rng,
     point_cloud_samples,
@@ -108,6 +109,16 @@ def test_no_implicit_data_dir(monkeypatch):
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match="data_dir"):
         find_dataset_dir("mnist", None, ["*"])
+
+
+def test_missing_dataset_falls_back_to_synthetic(tmp_path, monkeypatch):
+    monkeypatch.setattr("dwsjax.data.images.tfds_installed", lambda: False)
+    with pytest.warns(UserWarning, match="synthetic2d"):
+        name, targets = load_targets_or_fallback("fmnist", "test", tmp_path, limit=3)
+    assert name == "synthetic2d" and targets.values.shape[0] == 3 and targets.kind == "image"
+    assert load_targets_or_fallback("synthetic2d", "test", limit=2)[0] == "synthetic2d"
+    with pytest.raises(ValueError, match="fallback"):
+        load_targets_or_fallback("fmnist", "test", tmp_path, fallback="mnist")
 
 
 def test_modelnet40_points_and_sdf_targets():

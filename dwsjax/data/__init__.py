@@ -40,4 +40,11 @@ from dwsjax.data.synthetic import (
     synthetic2d,
     synthetic3d,
 )
-from dwsjax.data.targets import DATASET_NAMES, FitTargets, image_targets, load_targets, mesh_targets
+from dwsjax.data.targets import (
+    DATASET_NAMES,
+    FitTargets,
+    image_targets,
+    load_targets,
+    load_targets_or_fallback,
+    mesh_targets,
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -139,6 +140,29 @@ def load_targets(
         ids = np.arange(len(labels), dtype=np.int64)
         return FitTargets(coords, values, labels, ids, synthetic.SYNTHETIC3D_CLASS_NAMES, "sdf", ())
     raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+
+
+def load_targets_or_fallback(
+    name: str,
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    fallback: str = "synthetic2d",
+    **options,
+) -> tuple[str, FitTargets]:
+    """``(name, load_targets(name, ...))``, or ``(fallback, ...)`` with a warning when
+    ``name``'s files are missing (no data directory and no TFDS).
+
+    ``fallback`` must be a file-free dataset (``synthetic2d`` or ``synthetic3d``);
+    ``options`` go to :func:`load_targets`. Notebooks and demos use this to run anywhere.
+    """
+    if fallback not in ("synthetic2d", "synthetic3d"):
+        raise ValueError(f'fallback must be "synthetic2d" or "synthetic3d", got {fallback!r}')
+    try:
+        return name, load_targets(name, split, data_dir, limit, **options)
+    except FileNotFoundError as err:
+        warnings.warn(f"{err}\nUsing the synthetic dataset {fallback!r} instead.", stacklevel=2)
+        return fallback, load_targets(fallback, split, None, limit, **options)
 
 
 def mesh_targets(

@@ -1,0 +1,123 @@
+"""Figures for notebooks and CLIs: image grids and training curves (matplotlib).
+
+Functions return the figure; notebooks display it, CLIs write it with
+:func:`save_figure`. Nothing here selects a matplotlib backend (a headless
+machine falls back to Agg by itself, a notebook keeps its inline backend).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure, SubFigure
+
+SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+RUN_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def as_display_image(image) -> np.ndarray:
+    """``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` -> what ``imshow`` takes: gray ``(H, W)`` or RGB."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3):
+        return image
+    raise ValueError(f"an image must be (H, W), (H, W, 1) or (H, W, 3); got shape {image.shape}")
+
+
+def plot_image_grid(
+    images,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    row_labels: Sequence[str] | None = None,
+    suptitle: str | None = None,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    size: float = 1.7,
+    title_size: float = 8.0,
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
+    """Images in a grid of ``ncols`` columns (default: all in one row), row-major.
+
+    ``images``: ``(N, H, W[, C])`` array or a list of ``(H, W[, C])`` arrays with
+    ``C`` 1 (gray) or 3 (RGB), values in ``[vmin, vmax]``. ``titles``: one per
+    image; ``row_labels``: one per row, written left of the row. ``fig`` draws
+    into an existing figure or sub-figure instead of a new figure.
+    """
+    shown = [as_display_image(im) for im in images]
+    n = len(shown)
+    if n == 0:
+        raise ValueError("plot_image_grid needs at least one image")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"got {len(titles)} titles for {n} images")
+    ncols = n if ncols is None else ncols
+    nrows = -(-n // ncols)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"got {len(row_labels)} row labels for {nrows} rows")
+    if fig is None:
+        fig = plt.figure(figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        ax.imshow(np.clip(shown[i], vmin, vmax), cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=title_size)
+    for label, row in zip(row_labels or (), axes):
+        row[0].set_ylabel(label, fontsize=title_size + 1)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_training_curves(
+    runs: Mapping[str, Sequence[dict]], title: str = "", splits: Sequence[str] = ("train", "val", "test")
+) -> Figure:
+    """The paper's Figure 1: loss and accuracy per epoch; colour = split, line style = run.
+
+    ``runs`` maps a run name to its epoch records (``train_classifier``'s
+    ``history["epochs"]``: ``epoch`` and ``{split}_loss``, ``{split}_accuracy``).
+    A single run may be named ``""``.
+    """
+    if not runs:
+        raise ValueError("plot_training_curves needs at least one run")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    for r, (run, epochs) in enumerate(runs.items()):
+        x = [e["epoch"] + 1 for e in epochs]
+        for ax, metric in zip(axes, ("loss", "accuracy")):
+            for split in splits:
+                ax.plot(
+                    x, [e[f"{split}_{metric}"] for e in epochs], label=f"{run} {split}".strip(),
+                    color=SPLIT_COLOURS.get(split), linestyle=RUN_LINESTYLES[r % len(RUN_LINESTYLES)],
+                    marker="o", markersize=3,
+                )  # fmt: skip
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Write ``fig`` atomically (temporary file, then rename; format from the suffix) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+def plot_curves(path: str | os.PathLike, epochs: Sequence[dict], title: str) -> None:
+    """One run's loss and accuracy curves (train, validation, test) written to ``path``."""
+    save_figure(plot_training_curves({"": epochs}, title), path)
