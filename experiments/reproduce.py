@@ -12,7 +12,7 @@ the same cells where the paper reports them) is rendered again.
 CPU protocol (2 cores, no GPU; see the README): 2,000 training objects with
 one view (500 validation and 2,000 test objects, one view), SIRENs fitted for
 the preset number of steps, DWS with 32 channels (the DWSNets MNIST setting;
-the augmentation paper uses 128), 15 epochs of AdamW with batch 64, learning
+the augmentation paper uses 128), 40 epochs of AdamW with batch 64, learning
 rate 1e-3 and weight decay 5e-4, best validation epoch reported.
 """
 
@@ -54,7 +54,7 @@ class Run(NamedTuple):
         return f"{self.model}_{self.augment.replace(',', '+')}_v{self.views}_s{self.seed}"
 
 
-FMNIST = Protocol("fmnist", train_objects=2000, val_objects=500, test_objects=2000, epochs=15)
+FMNIST = Protocol("fmnist", train_objects=2000, val_objects=500, test_objects=2000, epochs=40)
 FMNIST_AUGMENTATIONS = ("none", "mixup_aligned", "combination", "translate", "siren_negation", "gaussian_noise",
                         "masking", "mixup", "mixup_permuted")  # fmt: skip
 
