@@ -103,40 +103,89 @@ def eval_step(state: TrainState, ws, labels, mask, stats: WeightStats, num_class
     return jnp.sum(losses * mask), jnp.sum(correct * mask)
 
 
+def overlay_params(params, pretrained, path: str = "params"):
+    """``params`` with every subtree that ``pretrained`` holds replaced by it.
+
+    E.g. a pre-trained ``{"encoder": ...}`` over a fresh classifier's
+    ``{"encoder", "head_hidden", "head_out"}`` keeps the fresh head. Every key of
+    ``pretrained`` must exist in ``params`` with the same shapes.
+    """
+    if not isinstance(pretrained, dict):
+        if not isinstance(params, dict) and jnp.shape(params) == jnp.shape(pretrained):
+            return jnp.asarray(pretrained, dtype=jnp.result_type(params))
+        raise ValueError(f"pre-trained {path} has shape {jax.tree.map(jnp.shape, pretrained)}, the model "
+                         f"needs {jax.tree.map(jnp.shape, params)}")  # fmt: skip
+    if not isinstance(params, dict):
+        raise ValueError(f"pre-trained {path} is a subtree but the model has an array there")
+    unknown = sorted(set(pretrained) - set(params))
+    if unknown:
+        raise ValueError(f"pre-trained {path} has {unknown} that the model lacks (it has {sorted(params)})")
+    return {k: overlay_params(v, pretrained[k], f"{path}/{k}") if k in pretrained else v for k, v in params.items()}
+
+
 def on_host(data: InrBatch) -> InrBatch:
     """``data`` with NumPy weights: batches are then gathered on the host, without
     compiling a device gather for every dataset size."""
     return data._replace(weights=jax.tree.map(np.asarray, data.weights))
 
 
-def _shard(tree, sharding):
+def batch_shardings() -> tuple[NamedSharding, NamedSharding]:
+    """``(batch, replicated)`` shardings over all local devices: batches are split
+    along their first axis, parameters and optimizer state are replicated."""
+    mesh = local_mesh()
+    return NamedSharding(mesh, PartitionSpec(BATCH_AXIS)), NamedSharding(mesh, PartitionSpec())
+
+
+def check_batch_size(batch_size: int, n: int, sharding: NamedSharding) -> None:
+    devices = sharding.mesh.devices.size
+    if batch_size % devices:
+        raise ValueError(f"batch size {batch_size} must be a multiple of the {devices} local devices")
+    if n < batch_size:
+        raise ValueError(f"{n} training INRs are fewer than one batch of {batch_size}")
+
+
+def shard(tree, sharding):
+    """Put every leaf of ``tree`` (host arrays) on the devices with ``sharding``."""
     return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
+
+
+def padded_batches(n: int, batch_size: int, sharding: NamedSharding):
+    """Yield ``(indices, mask)`` covering ``range(n)`` in fixed-size batches (a multiple
+    of the device count); the last batch repeats row ``n - 1`` with ``mask = 0``."""
+    devices = sharding.mesh.devices.size
+    batch_size = math.ceil(batch_size / devices) * devices
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, start + batch_size)
+        yield np.minimum(idx, n - 1), (idx < n).astype(np.float32)
 
 
 def evaluate(state: TrainState, data: InrBatch, stats: WeightStats, num_classes: int, batch_size: int,
              sharding) -> Metrics:
     """Loss and accuracy over all of ``data``; the last batch is padded and masked."""
     n = len(data.labels)
-    devices = sharding.mesh.devices.size
-    batch_size = math.ceil(batch_size / devices) * devices
     total_loss, total_correct = 0.0, 0.0
-    for start in range(0, n, batch_size):
-        idx = np.arange(start, start + batch_size)
-        mask = (idx < n).astype(np.float32)
-        idx = np.minimum(idx, n - 1)
+    for idx, mask in padded_batches(n, batch_size, sharding):
         ws = jax.tree.map(lambda x: x[idx], data.weights)
-        loss, correct = eval_step(state, *_shard((ws, data.labels[idx], mask), sharding), stats, num_classes)
+        loss, correct = eval_step(state, *shard((ws, data.labels[idx], mask), sharding), stats, num_classes)
         total_loss += float(loss)
         total_correct += float(correct)
     return Metrics(total_loss / n, total_correct / n)
 
 
-def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
+def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> list[np.ndarray]:
+    """Index batches of one epoch: a ``(seed, epoch)``-seeded shuffle of ``range(n)``
+    cut into ``n // batch_size`` full batches (the remainder is dropped)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(n // batch_size)]
+
+
+def step_key(seed: int, epoch: int, step: int) -> jax.Array:
+    """The PRNG key of one training step, a function of ``(seed, epoch, step)`` only."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
 
 
 class Checkpointer:
-    """Orbax checkpoints of ``{state, best_params}`` plus the JSON history, one per epoch."""
+    """Orbax checkpoints of a dict of array pytrees plus the JSON history, one per epoch."""
 
     def __init__(self, directory: str | os.PathLike):
         self.manager = ocp.CheckpointManager(
@@ -146,25 +195,50 @@ class Checkpointer:
     def latest_epoch(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, epoch: int, state: TrainState, best_params, history: dict) -> None:
+    def save(self, epoch: int, arrays: dict, history: dict) -> None:
         self.manager.save(
             epoch,
             args=ocp.args.Composite(
-                arrays=ocp.args.StandardSave({"state": state, "best_params": best_params}),
+                arrays=ocp.args.StandardSave(arrays),
                 history=ocp.args.JsonSave(history),
             ),
         )
         self.manager.wait_until_finished()
 
-    def restore(self, epoch: int, state: TrainState) -> tuple[TrainState, object, dict]:
-        template = {"state": state, "best_params": state.params}
+    def restore(self, epoch: int, template: dict) -> tuple[dict, dict]:
+        """``(arrays, history)`` of ``epoch``; ``template`` gives the arrays' structure."""
         restored = self.manager.restore(
             epoch,
             args=ocp.args.Composite(
                 arrays=ocp.args.StandardRestore(template), history=ocp.args.JsonRestore()
             ),
         )
-        return restored.arrays["state"], restored.arrays["best_params"], restored.history
+        return restored.arrays, restored.history
+
+
+def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
+    """``(checkpointer, arrays, history, start_epoch)``: the fresh ``arrays``/``history``
+    at epoch 0, or the latest checkpoint's when ``resume``; refuses to overwrite a
+    run directory that holds checkpoints unless ``resume``."""
+    if checkpoint_dir is None:
+        return None, arrays, history, 0
+    checkpointer = Checkpointer(checkpoint_dir)
+    latest = checkpointer.latest_epoch()
+    if latest is None:
+        return checkpointer, arrays, history, 0
+    if not resume:
+        raise ValueError(
+            f"{checkpoint_dir} already holds checkpoints; pass --resume to continue that run "
+            "or choose another run directory"
+        )
+    arrays, history = checkpointer.restore(latest, arrays)
+    return checkpointer, arrays, history, latest + 1
+
+
+def epochs_to_run(start_epoch: int, epochs: int, stop_after_epochs: int | None) -> range:
+    """Epochs ``start_epoch .. epochs - 1``, at most ``stop_after_epochs`` of them."""
+    run = range(start_epoch, epochs)
+    return run if stop_after_epochs is None else run[:stop_after_epochs]
 
 
 def train_classifier(
@@ -180,6 +254,8 @@ def train_classifier(
     progress: bool = True,
     stop_after_epochs: int | None = None,
     final_eval: dict[str, InrBatch] | None = None,
+    init_params=None,
+    stats: WeightStats | None = None,
 ) -> dict:
     """Train, select the best-validation epoch, and return the history and final metrics.
 
@@ -187,49 +263,35 @@ def train_classifier(
     (to simulate a killed job in tests); ``resume`` continues from the latest
     checkpoint in ``checkpoint_dir``. Each set in ``final_eval`` is evaluated once
     with the best-validation parameters after training, as
-    ``history["final_eval"][name] = {"loss", "accuracy"}``.
+    ``history["final_eval"][name] = {"loss", "accuracy"}``. ``init_params`` (e.g. a
+    pre-trained ``{"encoder": ...}``) replaces the matching subtrees of the fresh
+    parameters (:func:`overlay_params`); ``stats`` overrides the normalisation
+    statistics (default: those of ``train``).
     """
-    mesh = local_mesh()
-    devices = mesh.devices.size
-    if config.batch_size % devices:
-        raise ValueError(f"batch size {config.batch_size} must be a multiple of the {devices} local devices")
-    if len(train.labels) < config.batch_size:
-        raise ValueError(f"{len(train.labels)} training INRs are fewer than one batch of {config.batch_size}")
-    sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
-    replicated = NamedSharding(mesh, PartitionSpec())
+    sharding, replicated = batch_shardings()
+    check_batch_size(config.batch_size, len(train.labels), sharding)
     train, val, test = on_host(train), on_host(val), on_host(test)
-    stats = weight_stats(train.weights)
+    stats = weight_stats(train.weights) if stats is None else stats
     state = create_state(model, train, config)
-    best_params = state.params
+    if init_params is not None:
+        state = state.replace(params=overlay_params(state.params, init_params))
     history: dict = {"epochs": [], "best_epoch": None, "best_val_accuracy": -1.0}
-    checkpointer = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
-    start_epoch = 0
-    if checkpointer is not None and checkpointer.latest_epoch() is not None:
-        if not resume:
-            raise ValueError(
-                f"{checkpoint_dir} already holds checkpoints; pass --resume to continue that run "
-                "or choose another run directory"
-            )
-        state, best_params, history = checkpointer.restore(checkpointer.latest_epoch(), state)
-        start_epoch = checkpointer.latest_epoch() + 1
-    state = jax.device_put(state, replicated)
+    checkpointer, arrays, history, start_epoch = resume_or_start(
+        checkpoint_dir, resume, {"state": state, "best_params": state.params}, history
+    )
+    state, best_params = jax.device_put(arrays["state"], replicated), arrays["best_params"]
 
     steps_per_epoch = len(train.labels) // config.batch_size
-    run_epochs = range(start_epoch, config.epochs)
-    if stop_after_epochs is not None:
-        run_epochs = run_epochs[:stop_after_epochs]
+    run_epochs = epochs_to_run(start_epoch, config.epochs, stop_after_epochs)
     bar = tqdm(total=len(run_epochs) * steps_per_epoch * config.batch_size, unit="INR", desc="train",
                disable=not progress)  # fmt: skip
     for epoch in run_epochs:
-        order = _epoch_order(config.seed, epoch, len(train.labels))
-        epoch_key = jax.random.fold_in(jax.random.key(config.seed), epoch)
         losses, accuracies = [], []
         start = time.perf_counter()
-        for i in range(steps_per_epoch):
-            idx = order[i * config.batch_size : (i + 1) * config.batch_size]
-            ws, labels = _shard((jax.tree.map(lambda x: x[idx], train.weights), train.labels[idx]), sharding)
+        for i, idx in enumerate(epoch_batches(config.seed, epoch, len(train.labels), config.batch_size)):
+            ws, labels = shard((jax.tree.map(lambda x: x[idx], train.weights), train.labels[idx]), sharding)
             state, loss, accuracy = train_step(
-                state, ws, labels, jax.random.fold_in(epoch_key, i), stats, num_classes, augment
+                state, ws, labels, step_key(config.seed, epoch, i), stats, num_classes, augment
             )
             losses.append(loss)
             accuracies.append(accuracy)
@@ -254,7 +316,7 @@ def train_classifier(
             best_params = state.params
         bar.set_postfix(val_acc=f"{val_metrics.accuracy:.3f}", test_acc=f"{test_metrics.accuracy:.3f}")
         if checkpointer is not None:
-            checkpointer.save(epoch, state, best_params, history)
+            checkpointer.save(epoch, {"state": state, "best_params": best_params}, history)
     bar.close()
     history["completed"] = len(history["epochs"]) == config.epochs
     best_state = state.replace(params=best_params)

@@ -26,13 +26,10 @@ from dwsjax.plots import plot_curves
 DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    """Data, training and run options shared by the experiment CLIs (:func:`load_splits` reads them)."""
     p.add_argument("--dataset", default="synthetic2d", choices=DATASETS)
-    p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
     p.add_argument("--hidden", type=int, default=None, help="model width (dws channels / gnn node dim / ...)")
-    p.add_argument("--augment", default="none",
-                   help="none, an augmentation name, 'combination', or a comma-separated pipeline")
     p.add_argument("--views", type=int, default=1, help="training views per object")
     p.add_argument("--train-objects", type=int, default=None, help="default: all but the validation objects")
     p.add_argument("--val-objects", type=int, default=None, help="default: 1/12 of the train split (5K of 60K)")
@@ -45,10 +42,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="training seed (INRs are fitted with seed 0)")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"), help="INR store cache")
-    p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--plot", action="store_true", help="write curves.png (loss and accuracy per epoch)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p)
+    p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
+    p.add_argument("--augment", default="none",
+                   help="none, an augmentation name, 'combination', or a comma-separated pipeline")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
+    p.add_argument("--plot", action="store_true", help="write curves.png (loss and accuracy per epoch)")
     return p.parse_args(argv)
 
 

@@ -155,7 +155,11 @@ def invariant_pool(tensors: Tensors, spec: MLPSpec, reduce: str = "max") -> jax.
 
 
 class DWSClassifier(nn.Module):
-    """DWSNet classifier: DWS encoder -> invariant pooling -> MLP head -> ``(B, num_classes)``."""
+    """DWSNet classifier: DWS encoder -> invariant pooling -> MLP head -> ``(B, num_classes)``.
+
+    :meth:`features` is the representation before the head, ``(B, F)`` with
+    ``F = sum_i F_i`` pooled channels (used for self-supervised pre-training).
+    """
 
     spec: MLPSpec
     num_classes: int
@@ -166,17 +170,24 @@ class DWSClassifier(nn.Module):
     dropout: float = 0.0
     head_hidden: int = 128
 
-    @nn.compact
-    def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
+    def setup(self):
+        self.encoder = DWSEncoder(
+            self.spec, self.hidden, self.depth, self.reduction, self.normalization, self.dropout
+        )
+        self.head_hidden_layer = nn.Dense(self.head_hidden, name="head_hidden")
+        self.head_dropout = nn.Dropout(self.dropout)
+        self.head_out = nn.Dense(self.num_classes)
+
+    def features(self, ws: WeightSpace, train: bool = False) -> jax.Array:
+        """Invariant representation ``(B, F)`` of a batch of weight spaces."""
         check_model_input(ws, self.spec)
-        tensors = DWSEncoder(
-            self.spec, self.hidden, self.depth, self.reduction, self.normalization, self.dropout,
-            name="encoder",
-        )(to_tensors(ws), train)
-        features = invariant_pool(tensors, self.spec, self.reduction)
-        features = nn.relu(nn.Dense(self.head_hidden, name="head_hidden")(features))
-        features = nn.Dropout(self.dropout, deterministic=not train)(features)
-        return nn.Dense(self.num_classes, name="head_out")(features)
+        tensors = self.encoder(to_tensors(ws), train)
+        return invariant_pool(tensors, self.spec, self.reduction)
+
+    def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
+        features = nn.relu(self.head_hidden_layer(self.features(ws, train)))
+        features = self.head_dropout(features, deterministic=not train)
+        return self.head_out(features)
 
 
 class DWSWeightModel(nn.Module):

@@ -1,0 +1,228 @@
+r"""SimCLR pre-training on unlabelled INRs, then classification with few labels
+(Shamsian et al. ICML 2024, Sec. 5.4: Table 2 and Figure 5).
+
+    python -m experiments.ssl --dataset fmnist --hidden 32 --train-objects 2000 --val-objects 300 \
+        --test-objects 1000 --pretrain-epochs 20 --epochs 30 --batch-size 32
+
+(the CPU protocol: about 12 minutes on 2 cores once the INR stores are cached.)
+
+1. Pre-train the DWS encoder with SimCLR (:mod:`dwsjax.ssl`: NT-Xent on two
+   ``--augment`` views of every INR) on all training INRs; labels are unused.
+2. For every fraction ``f`` of ``--label-fractions`` take the first
+   ``round(f * objects)`` training objects of a seeded shuffle (nested subsets)
+   with their labels and train the classifier twice with identical settings:
+   from scratch, and with its encoder initialised from the pre-trained one
+   (fine-tuning the whole encoder and a fresh head, as in the paper). Both
+   report the test accuracy of their best-validation epoch.
+3. Write ``results.json``, ``results.csv``, ``table.md`` (fraction x {scratch,
+   SimCLR}), ``pretrain_history.csv`` and ``representations.png``: a 2-D PCA of
+   the test INRs' representations, random vs pre-trained encoder, coloured by
+   class (the paper's Figure 5 uses t-SNE).
+
+All runs normalise weights with the statistics of all training INRs (no labels
+needed). Data options and store caching are those of :mod:`experiments.classify`.
+``--resume`` continues the pre-training or an unfinished classifier run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dwsjax.devices import use_all_cpu_cores
+from experiments.classify import add_common_arguments, load_splits, write_history_csv
+
+DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from dwsjax.ssl import DEFAULT_TEMPERATURE, SSL_AUGMENTATIONS
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p)
+    p.add_argument("--model", default="dws", choices=["dws"], help="backbone (needs a features() method)")
+    p.add_argument("--augment", default=SSL_AUGMENTATIONS, help="SimCLR view pipeline (see classify --augment)")
+    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="NT-Xent temperature")
+    p.add_argument("--projection-dim", type=int, default=64, help="SimCLR projection head output size")
+    p.add_argument("--pretrain-epochs", type=int, default=10)
+    p.add_argument("--pretrain-batch-size", type=int, default=64)
+    p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--label-fractions", default=DEFAULT_FRACTIONS,
+                   help="comma-separated fractions of the training objects that keep their labels")
+    p.add_argument("--finetune-augment", default="none", help="augmentation of the classifier runs (both arms)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/ssl_<dataset>_<model>_s<seed>)")
+    return p.parse_args(argv)
+
+
+def parse_fractions(text: str) -> list[float]:
+    fractions = [float(f) for f in text.split(",") if f.strip()]
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ValueError(f"--label-fractions must be comma-separated numbers in (0, 1], got {text!r}")
+    return fractions
+
+
+def labelled_subset(train, fraction: float, seed: int):
+    """INRs of the first ``round(fraction * objects)`` objects of a ``seed``-shuffle
+    (at least one), so the subsets of growing fractions are nested."""
+    from dwsjax.store import select
+
+    objects = np.random.default_rng(seed).permutation(np.unique(train.object_ids))
+    keep = objects[: max(1, round(fraction * len(objects)))]
+    return select(train, np.isin(train.object_ids, keep))
+
+
+def classifier_batch_size(requested: int, n: int) -> int:
+    """``requested``, lowered to the largest multiple of the device count <= ``n`` for tiny subsets."""
+    import jax
+
+    devices = jax.local_device_count()
+    size = min(requested, n // devices * devices)
+    if size < 1:
+        raise ValueError(f"{n} labelled INRs cannot fill a batch on {devices} devices; raise --label-fractions")
+    return size
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Projection ``(N, 2)`` of centred ``x`` ``(N, F)`` on its two leading principal axes (SVD)."""
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
+
+
+def plot_representations(path: Path, panels: dict[str, np.ndarray], labels: np.ndarray, class_names) -> None:
+    """Figure 5: one scatter per encoder of the 2-D PCA of its representations, coloured by class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for ax, (title, features) in zip(axes[0], panels.items()):
+        xy = pca_2d(features)
+        for c, name in enumerate(class_names):
+            mine = labels == c
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=6, color=cmap(c % cmap.N), label=name, alpha=0.7)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("test INR representations, PCA")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| labelled | train INRs | scratch | SimCLR |", "|---:|---:|---:|---:|"]
+    lines += [f"| {r['fraction']:.0%} | {r['labelled_inrs']} | {100 * r['scratch_test_accuracy']:.1f} "
+              f"| {100 * r['simclr_test_accuracy']:.1f} |" for r in rows]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_classes, stats, out: Path):
+    """Train ``backbone`` from scratch and from the ``pretrained`` encoder on every
+    labelled fraction: ``-> (rows, histories)`` with each arm's best-validation
+    epoch and its test accuracy."""
+    from dwsjax.augment import build_pipeline
+    from dwsjax.train import TrainConfig, train_classifier
+
+    train, val, test = splits
+    augment = None if args.finetune_augment == "none" else build_pipeline(args.finetune_augment)
+    rows, histories = [], {}
+    for fraction in fractions:
+        labelled = labelled_subset(train, fraction, args.seed)
+        n = len(labelled.labels)
+        config = TrainConfig(epochs=args.epochs, batch_size=classifier_batch_size(args.batch_size, n),
+                             learning_rate=args.lr, weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
+        row = {"fraction": fraction, "labelled_inrs": n, "batch_size": config.batch_size}
+        for arm, init in (("scratch", None), ("simclr", pretrained)):
+            if not args.no_progress:
+                print(f"{arm} on {fraction:.0%} labels ({n} INRs)")
+            history = train_classifier(backbone, labelled, val, test, num_classes, config, augment,
+                                       checkpoint_dir=out / f"f{fraction:g}" / arm, resume=args.resume,
+                                       progress=not args.no_progress, init_params=init, stats=stats)  # fmt: skip
+            histories[f"{arm}_f{fraction:g}"] = history["epochs"]
+            row |= {f"{arm}_test_accuracy": history["best_test_accuracy"],
+                    f"{arm}_val_accuracy": history["best_val_accuracy"],
+                    f"{arm}_best_epoch": history["best_epoch"]}  # fmt: skip
+        rows.append(row)
+    return rows, histories
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    fractions = parse_fractions(args.label_fractions)
+    use_all_cpu_cores()
+    from dwsjax.augment import build_pipeline
+    from dwsjax.models import build_model
+    from dwsjax.ssl import pretrain_simclr, representations, simclr_model
+    from dwsjax.train import TrainConfig, create_state
+    from dwsjax.weights import weight_stats
+
+    out = Path(args.out or Path("runs") / f"ssl_{args.dataset}_{args.model}_s{args.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    train, val, test, train_store = load_splits(args)
+    class_names = train_store.metadata["class_names"]
+    stats = weight_stats(train.weights)
+    model_config = {} if args.hidden is None else {"hidden": args.hidden}
+    backbone = build_model(args.model, train_store.spec, len(class_names), **model_config)
+    simclr = simclr_model(backbone, projection_dim=args.projection_dim)
+    progress = not args.no_progress
+
+    pretrain_config = TrainConfig(epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size,
+                                  learning_rate=args.pretrain_lr, weight_decay=args.weight_decay,
+                                  seed=args.seed)  # fmt: skip
+    start = time.perf_counter()
+    pretrained, pretrain_history = pretrain_simclr(
+        simclr, train, pretrain_config, build_pipeline(args.augment), args.temperature, stats,
+        checkpoint_dir=out / "pretrain", resume=args.resume, progress=progress,
+    )  # fmt: skip
+    pretrain_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    rows, histories = compare_with_few_labels(args, fractions, backbone, pretrained["backbone"],
+                                              (train, val, test), len(class_names), stats, out)  # fmt: skip
+    classify_seconds = time.perf_counter() - start
+
+    encoders = {"random encoder": create_state(simclr, train, pretrain_config).params["backbone"],
+                "SimCLR encoder": pretrained["backbone"]}  # fmt: skip
+    panels = {name: representations(backbone, params, test.weights, stats) for name, params in encoders.items()}
+    plot_representations(out / "representations.png", panels, test.labels, class_names)
+
+    last = pretrain_history["epochs"][-1] if pretrain_history["epochs"] else {}
+    results = {
+        "dataset": args.dataset, "model": args.model, "hidden": args.hidden, "seed": args.seed,
+        "augment": args.augment, "temperature": args.temperature, "projection_dim": args.projection_dim,
+        "pretrain_epochs": args.pretrain_epochs, "pretrain_batch_size": args.pretrain_batch_size,
+        "pretrain_lr": args.pretrain_lr, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "weight_decay": args.weight_decay, "finetune_augment": args.finetune_augment,
+        "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
+        "pretrain_final_loss": last.get("loss"),
+        "pretrain_final_contrastive_accuracy": last.get("contrastive_accuracy"),
+        "pretrain_seconds": pretrain_seconds, "classify_seconds": classify_seconds,
+        "inr_store_psnr": train_store.summary()["mean_psnr"],
+        "fractions": rows,
+    }  # fmt: skip
+    full = {**results, "pretrain_history": pretrain_history["epochs"], "histories": histories}
+    _write_atomic(out / "results.json", json.dumps(full, indent=1))
+    write_history_csv(out / "results.csv", rows)
+    if pretrain_history["epochs"]:
+        write_history_csv(out / "pretrain_history.csv", pretrain_history["epochs"])
+    _write_atomic(out / "table.md", markdown_table(rows))
+    print(markdown_table(rows))
+    return results
+
+
+if __name__ == "__main__":
+    main()
