@@ -89,7 +89,10 @@ def load_splits(args):
         )
     in_train = np.isin(fitted.object_ids, object_ids[:n_train])
     in_val = np.isin(fitted.object_ids, object_ids[n_train : n_train + n_val]) & (fitted.view_ids == 0)
-    return select(fitted, in_train), select(fitted, in_val), test_store.load(views=1), train_store
+    test = test_store.load(views=1)
+    if args.test_objects is not None:  # a shared cached store may hold more objects than asked for
+        test = select(test, np.isin(test.object_ids, np.unique(test.object_ids)[: args.test_objects]))
+    return select(fitted, in_train), select(fitted, in_val), test, train_store
 
 
 def write_history_csv(path: Path, epochs: list[dict]) -> None:

@@ -2,9 +2,10 @@ r"""SimCLR pre-training on unlabelled INRs, then classification with few labels
 (Shamsian et al. ICML 2024, Sec. 5.4: Table 2 and Figure 5).
 
     python -m experiments.ssl --dataset fmnist --hidden 32 --train-objects 2000 --val-objects 300 \
-        --test-objects 1000 --pretrain-epochs 20 --epochs 30 --batch-size 32
+        --test-objects 1000 --pretrain-epochs 12 --epochs 30 --batch-size 16
 
-(the CPU protocol: about 12 minutes on 2 cores once the INR stores are cached.)
+(the CPU protocol: roughly 10-15 minutes on 2 idle cores once the INR stores are
+cached; per-epoch evaluation of the 8 classifier runs is about half of it.)
 
 1. Pre-train the DWS encoder with SimCLR (:mod:`dwsjax.ssl`: NT-Xent on two
    ``--augment`` views of every INR) on all training INRs; labels are unused.
