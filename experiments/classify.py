@@ -35,6 +35,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-objects", type=int, default=None, help="default: 1/12 of the train split (5K of 60K)")
     p.add_argument("--test-objects", type=int, default=None, help="default: the whole test split")
     p.add_argument("--inr-steps", type=int, default=None, help="INR fitting steps (default: dataset preset)")
+    p.add_argument("--inr-points", type=int, default=4096, help="SDF/UDF samples per 3D shape")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -69,8 +70,9 @@ def load_splits(args):
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
     from dwsjax.store import select
 
-    train_cfg = InrDatasetConfig(args.dataset, "train", views=args.views, steps=args.inr_steps)
-    test_cfg = InrDatasetConfig(args.dataset, "test", views=1, steps=args.inr_steps)
+    train_cfg = InrDatasetConfig(args.dataset, "train", views=args.views, steps=args.inr_steps,
+                                 n_points=args.inr_points)  # fmt: skip
+    test_cfg = InrDatasetConfig(args.dataset, "test", views=1, steps=args.inr_steps, n_points=args.inr_points)
     known = args.train_objects is not None and args.val_objects is not None
     objects = args.train_objects + args.val_objects if known else None
     progress = not args.no_progress
@@ -106,7 +108,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     use_all_cpu_cores()
     from dwsjax.augment import build_pipeline
-    from dwsjax.models import build_model, model_param_counts
+    from dwsjax.models import build_model, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
     run_name = f"{args.dataset}_{args.model}_{args.augment.replace(',', '+')}_v{args.views}_s{args.seed}"
@@ -117,8 +119,7 @@ def main(argv=None) -> dict:
     if args.dataset == "modelnet40" and len(train.labels) < 1000:
         print(f"note: ModelNet40 here is the offline subset ({len(set(train.object_ids.tolist()))} training "
               "shapes): it exercises the pipeline end to end but is no classification benchmark")  # fmt: skip
-    model_config = {} if args.hidden is None else {"hidden": args.hidden}
-    model = build_model(args.model, train_store.spec, len(class_names), **model_config)
+    model = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
     augment = None if args.augment == "none" else build_pipeline(args.augment)

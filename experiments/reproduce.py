@@ -41,6 +41,7 @@ class Protocol(NamedTuple):
     weight_decay: float = 5e-4
     hidden: int | None = None
     inr_steps: int | None = None
+    inr_points: int | None = None
 
 
 class Run(NamedTuple):
@@ -70,7 +71,8 @@ SETS: dict[str, tuple[Protocol, list[tuple[str, str, int]]]] = {
     "fmnist-gnn": (FMNIST._replace(epochs=5), [("gnn", a, 1) for a in ("none", "mixup_aligned")]),
     "fmnist-views": (FMNIST, [("dws", "none", 5)]),
     "modelnet10": (
-        Protocol("modelnet10", train_objects=1500, val_objects=300, test_objects=908, epochs=15, inr_steps=500),
+        Protocol("modelnet10", train_objects=1500, val_objects=300, test_objects=908, epochs=40, inr_steps=300,
+                 inr_points=1024),  # fmt: skip
         [("dws", a, 1) for a in ("none", "mixup_aligned")],
     ),
     "smoke": (
@@ -104,6 +106,8 @@ def classify_argv(protocol: Protocol, run: Run, out: Path, data_dir: str | None,
         argv += ["--hidden", str(protocol.hidden)]
     if protocol.inr_steps is not None:
         argv += ["--inr-steps", str(protocol.inr_steps)]
+    if protocol.inr_points is not None:
+        argv += ["--inr-points", str(protocol.inr_points)]
     if data_dir is not None:
         argv += ["--data-dir", data_dir]
     return argv

@@ -166,7 +166,7 @@ def main(argv=None) -> dict:
     fractions = parse_fractions(args.label_fractions)
     use_all_cpu_cores()
     from dwsjax.augment import build_pipeline
-    from dwsjax.models import build_model
+    from dwsjax.models import build_model, width_config
     from dwsjax.ssl import pretrain_simclr, representations, simclr_model
     from dwsjax.train import TrainConfig, create_state
     from dwsjax.weights import weight_stats
@@ -176,8 +176,7 @@ def main(argv=None) -> dict:
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
     stats = weight_stats(train.weights)
-    model_config = {} if args.hidden is None else {"hidden": args.hidden}
-    backbone = build_model(args.model, train_store.spec, len(class_names), **model_config)
+    backbone = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
     simclr = simclr_model(backbone, projection_dim=args.projection_dim)
     progress = not args.no_progress
 

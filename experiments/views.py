@@ -42,7 +42,7 @@ RUN_FIELDS = [
     "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
     "internal_accuracy", "val_accuracy", "test_accuracy", "train_samples_per_s", "seconds",
 ]  # fmt: skip
-SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_steps",
+SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_steps", "inr_points",
             "epochs", "equal_steps", "batch_size", "lr", "weight_decay"]  # fmt: skip
 
 
@@ -74,6 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val-objects", type=int, default=200, help="held-out train-split objects (view 0)")
     p.add_argument("--test-objects", type=int, default=1000, help="test-split objects (view 0)")
     p.add_argument("--inr-steps", type=int, default=None, help="INR fitting steps (default: dataset preset)")
+    p.add_argument("--inr-points", type=int, default=4096, help="SDF/UDF samples per 3D shape")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--equal-steps", action="store_true",
                    help="give every run the optimiser steps of --epochs epochs over the largest training set "
@@ -326,7 +327,7 @@ def main(argv=None) -> dict:
     use_all_cpu_cores()
     from tqdm.auto import tqdm
 
-    from dwsjax.models import build_model
+    from dwsjax.models import build_model, width_config
     from dwsjax.train import on_host
     from experiments.classify import load_splits
 
@@ -345,8 +346,7 @@ def main(argv=None) -> dict:
         pool, val, test, store = load_splits(store_args)
         pool, val, test = on_host(pool), on_host(val), on_host(test)
         num_classes = len(store.metadata["class_names"])
-        model = build_model(args.model, store.spec, num_classes,
-                            **({} if args.hidden is None else {"hidden": args.hidden}))  # fmt: skip
+        model = build_model(args.model, store.spec, num_classes, **width_config(args.model, args.hidden))
     bar = tqdm(pending, desc="views runs", unit="run", disable=args.no_progress)
     for objects, views, seed in bar:
         bar.set_postfix(run=run_key(objects, views, seed))

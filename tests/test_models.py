@@ -199,3 +199,15 @@ def test_summary_counts_match_init():
     params = jax.jit(model.init)(jax.random.key(0), random_ws(1, model.spec))
     assert model_param_counts(model)["total"] == param_count(params)
     assert "total" in summary(model)
+
+
+
+@pytest.mark.parametrize(
+    "name, field, value", [("dws", "hidden", 12), ("gnn", "node_dim", 12), ("mlp", "hidden", (12, 12, 12)),
+                           ("transformer", "dim", 12)]  # fmt: skip
+)
+def test_width_config_sets_each_models_width(name, field, value):
+    from dwsjax.models import width_config
+
+    assert width_config(name, None) == {}
+    assert getattr(build_model(name, mlp_spec(2, 8, 8, 1), 3, **width_config(name, 12)), field) == value

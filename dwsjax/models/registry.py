@@ -27,6 +27,16 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def width_config(name: str, width: int | None) -> dict[str, Any]:
+    """The config that sets a model's main width: DWS channels, GNN node dim,
+    transformer dim, or every hidden layer of the flat MLP; ``{}`` for ``None``."""
+    if width is None:
+        return {}
+    if name == "mlp":
+        return {"hidden": (width,) * len(FlatMLP.hidden)}
+    return {{"dws": "hidden", "gnn": "node_dim", "transformer": "dim"}[name]: width}
+
+
 def build_model(name: str, spec: MLPSpec, num_classes: int, **config: Any) -> nn.Module:
     """``build_model("dws", mlp_spec(2, 32, 32, 1), 10, hidden=128)``: a classifier module."""
     if name not in MODELS:
