@@ -85,7 +85,7 @@ def build_inr_store(
     for index in range(math.ceil(n_objects / per_shard)):
         count = (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
         done = store.manifest["shards"].get(str(index))
-        if done is None or done["count"] != count:
+        if done is None or done["count"] < count:  # a fuller shard (more objects) already holds these
             pending.append(index)
     bar = tqdm(
         total=sum(min(per_shard, n_objects - i * per_shard) * config.views for i in pending),

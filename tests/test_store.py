@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -41,6 +42,17 @@ def test_interrupted_fit_resumes_without_loss(complete_store, tmp_path, monkeypa
     np.testing.assert_array_equal(a.view_ids, b.view_ids)
     for x, y in zip(jax.tree.leaves(a.weights), jax.tree.leaves(b.weights)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_a_store_with_more_objects_serves_fewer_without_refitting(complete_store, tmp_path, monkeypatch):
+    shutil.copytree(complete_store.root, tmp_path / "store")
+
+    def refuse(*_):
+        raise AssertionError("a shard was refitted")
+
+    monkeypatch.setattr(InrStore, "write_shard", refuse)
+    store = build_inr_store(tmp_path / "store", CONFIG, objects=9, progress=False)
+    assert len(store.load().labels) == 20
 
 
 def test_store_records_and_batches(complete_store):
