@@ -66,6 +66,9 @@ PAPER = {
     ("fmnist", "dws", "none", 10): 76.0,
 }
 
+# Cells whose seed-0 training curves are drawn together in results/<set>_curves.png (the paper's Figure 1).
+FIGURE_CELLS = {"fmnist-augment": [("dws", "none", 1), ("dws", "mixup_aligned", 1)]}
+
 SETS: dict[str, tuple[Protocol, list[tuple[str, str, int]]]] = {
     "fmnist-augment": (FMNIST, [("dws", a, 1) for a in FMNIST_AUGMENTATIONS]),
     "fmnist-gnn": (FMNIST._replace(epochs=5), [("gnn", a, 1) for a in ("none", "mixup_aligned")]),
@@ -163,6 +166,22 @@ def write_table(results_dir: Path, set_name: str, protocol: Protocol) -> Path:
     return path
 
 
+def write_curves(results_dir: Path, runs_dir: Path, set_name: str) -> Path | None:
+    """The seed-0 curves of the set's :data:`FIGURE_CELLS` that have finished, in one figure."""
+    from dwsjax.plots import plot_training_curves, save_figure
+
+    runs = {}
+    for model, augment, views in FIGURE_CELLS.get(set_name, []):
+        path = runs_dir / set_name / Run(model, augment, views, 0).name / "results.json"
+        if path.exists():
+            runs[f"{model} {augment} v{views}"] = json.loads(path.read_text())["history"]
+    if not runs:
+        return None
+    out = results_dir / f"{set_name}_curves.png"
+    save_figure(plot_training_curves(runs, f"{set_name} (seed 0)"), out)
+    return out
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--set", required=True, choices=sorted(SETS))
@@ -198,6 +217,7 @@ def main(argv=None) -> Path:
             append_row(csv_path, {**results, "wall_seconds": round(time.perf_counter() - start, 1)})
             write_table(results_dir, args.set, protocol)
     path = write_table(results_dir, args.set, protocol)
+    write_curves(results_dir, Path(args.runs_dir), args.set)
     print(path.read_text())
     return path
 
