@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dwsjax.files import atomic_write_bytes
 from dwsjax.weights import MLPSpec, WeightSpace, flatten_weights, unflatten_weights
 
 MANIFEST = "manifest.json"
@@ -50,15 +51,6 @@ def select(batch: InrBatch, index: np.ndarray) -> InrBatch:
         raise ValueError(f"mask of shape {index.shape} does not match a batch of {len(batch.labels)} INRs")
     return InrBatch(jax.tree.map(lambda x: x[index], batch.weights), batch.labels[index],
                     batch.object_ids[index], batch.view_ids[index])  # fmt: skip
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def fit_status(mse: np.ndarray, target_variance: np.ndarray) -> np.ndarray:
@@ -145,7 +137,7 @@ class InrStore:
         """
         flat = np.asarray(flatten_weights(weights), np.float32)
         arrays = {"weights": flat, **{k: np.asarray(v) for k, v in records.items()}}
-        _atomic_write_bytes(self.shard_path(index), lambda f: np.savez(f, **arrays))
+        atomic_write_bytes(self.shard_path(index), lambda f: np.savez(f, **arrays))
         self.manifest["shards"][str(index)] = {
             "file": self.shard_path(index).name,
             "count": int(flat.shape[0]),
@@ -164,7 +156,7 @@ class InrStore:
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=1).encode()
-        _atomic_write_bytes(self.root / MANIFEST, lambda f: f.write(text))
+        atomic_write_bytes(self.root / MANIFEST, lambda f: f.write(text))
 
     def summary(self) -> dict:
         """Counts and mean PSNR/MSE over the stored INRs (all statuses)."""

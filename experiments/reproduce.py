@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dwsjax.files import atomic_write_text
+
 
 class Protocol(NamedTuple):
     """Sizes shared by every run of a set (the CPU protocol)."""
@@ -160,9 +162,7 @@ def write_table(results_dir: Path, set_name: str, protocol: Protocol) -> Path:
     rows = read_rows(results_dir / f"{set_name}.csv")
     path = results_dir / f"{set_name}.md"
     header = f"# {set_name}\n\nProtocol: `{json.dumps(protocol._asdict())}`\n\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(header + markdown_table(rows))
-    tmp.replace(path)
+    atomic_write_text(path, header + markdown_table(rows))
     return path
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dwsjax.devices import use_all_cpu_cores
+from dwsjax.files import atomic_write_text
 from experiments.classify import add_common_arguments, load_splits, write_history_csv
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
@@ -96,10 +97,9 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 
 def plot_representations(path: Path, panels: dict[str, np.ndarray], labels: np.ndarray, class_names) -> None:
     """Figure 5: one scatter per encoder of the 2-D PCA of its representations, coloured by class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from dwsjax.plots import save_figure
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
@@ -114,8 +114,7 @@ def plot_representations(path: Path, panels: dict[str, np.ndarray], labels: np.n
     axes[0][-1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("test INR representations, PCA")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -153,12 +152,6 @@ def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_c
                     f"{arm}_best_epoch": history["best_epoch"]}  # fmt: skip
         rows.append(row)
     return rows, histories
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def main(argv=None) -> dict:
@@ -215,11 +208,11 @@ def main(argv=None) -> dict:
         "fractions": rows,
     }  # fmt: skip
     full = {**results, "pretrain_history": pretrain_history["epochs"], "histories": histories}
-    _write_atomic(out / "results.json", json.dumps(full, indent=1))
+    atomic_write_text(out / "results.json", json.dumps(full, indent=1))
     write_history_csv(out / "results.csv", rows)
     if pretrain_history["epochs"]:
         write_history_csv(out / "pretrain_history.csv", pretrain_history["epochs"])
-    _write_atomic(out / "table.md", markdown_table(rows))
+    atomic_write_text(out / "table.md", markdown_table(rows))
     print(markdown_table(rows))
     return results
 

@@ -36,6 +36,7 @@ import os
 import time
 from pathlib import Path
 
+from dwsjax.files import atomic_write_text
 from experiments.classify import DATASETS
 
 RUN_FIELDS = [
@@ -167,12 +168,6 @@ def train_run(args, model, pool, val, test, num_classes: int, objects: int, view
     return {"row": row, "history": history["epochs"]}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def parse_cell(text: str):
     for kind in (int, float):
         try:
@@ -272,10 +267,9 @@ def markdown(args, rows: list[dict]) -> str:
 
 def plot(path: Path, args, rows: list[dict]) -> None:
     """Left: accuracy vs views (train / internal / external). Right: test accuracy vs (N, V) at a fixed budget."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from dwsjax.plots import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     views_groups = group(rows, [(args.objects, v) for v in args.views_list])
@@ -306,10 +300,7 @@ def plot(path: Path, args, rows: list[dict]) -> None:
     right.grid(alpha=0.3, axis="y")
     fig.suptitle(f"views study: {args.dataset}, {args.model}")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def write_results(out: Path, settings: dict, rows: list[dict], histories: dict) -> None:
