@@ -15,7 +15,6 @@ import json
 import time
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from dwsjax import mlp_spec, siren_init_batch

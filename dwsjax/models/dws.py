@@ -36,7 +36,6 @@ import jax.numpy as jnp
 from dwsjax.models.dense import dense_last_axis
 from dwsjax.models.inputs import check_model_input
 from dwsjax.models.symmetry import (
-    Slot,
     broadcast_from_layer,
     broadcast_global,
     fold,
