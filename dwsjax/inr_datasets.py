@@ -44,7 +44,8 @@ class InrDatasetConfig(NamedTuple):
     def identity(self) -> dict:
         fit = self.fit_config().to_json()
         fit.pop("chunk_size")
-        data = {"n_points": self.n_points} if preset(self.dataset).spec.widths[0] == 3 else {}
+        shape = preset(self.dataset).spec.widths[0] == 3
+        data = {"n_points": self.n_points, "object_order": "shuffled"} if shape else {}
         return {
             "dataset": self.dataset,
             "split": self.split,

@@ -76,7 +76,7 @@ SETS: dict[str, tuple[Protocol, list[tuple[str, str, int]]]] = {
     "fmnist-gnn": (FMNIST._replace(epochs=5), [("gnn", a, 1) for a in ("none", "mixup_aligned")]),
     "fmnist-views": (FMNIST, [("dws", "none", 5)]),
     "modelnet10": (
-        Protocol("modelnet10", train_objects=1500, val_objects=300, test_objects=908, epochs=40, inr_steps=300,
+        Protocol("modelnet10", train_objects=1500, val_objects=300, test_objects=908, epochs=20, inr_steps=300,
                  inr_points=1024),  # fmt: skip
         [("dws", a, 1) for a in ("none", "mixup_aligned")],
     ),
@@ -92,10 +92,17 @@ COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val
            "wall_seconds"]  # fmt: skip
 
 
-def runs_of(set_name: str, seeds: list[int]) -> tuple[Protocol, list[Run]]:
+def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None) -> tuple[Protocol, list[Run]]:
+    """The set's runs, seed by seed; ``augments`` keeps only the cells with those augmentations."""
     if set_name not in SETS:
         raise ValueError(f"unknown set {set_name!r}; choose one of {sorted(SETS)}")
     protocol, cells = SETS[set_name]
+    if augments is not None:
+        unknown = sorted(set(augments) - {augment for _, augment, _ in cells})
+        if unknown:
+            raise ValueError(f"set {set_name!r} has no cells with augmentation {unknown}; "
+                             f"its cells use {sorted({a for _, a, _ in cells})}")  # fmt: skip
+        cells = [cell for cell in cells if cell[1] in augments]
     return protocol, [Run(model, augment, views, seed) for seed in seeds for model, augment, views in cells]
 
 
@@ -186,6 +193,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--set", required=True, choices=sorted(SETS))
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    p.add_argument("--augment", default=None, help="only the cells with these augmentations (comma-separated)")
     p.add_argument("--results-dir", default="results", help="where <set>.csv and <set>.md go")
     p.add_argument("--runs-dir", default="runs/reproduce", help="run directories (checkpoints, curves)")
     p.add_argument("--data-dir", default=None)
@@ -201,7 +209,8 @@ def main(argv=None) -> Path:
 
     args = parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    protocol, runs = runs_of(args.set, seeds)
+    augments = None if args.augment is None else args.augment.split(",")
+    protocol, runs = runs_of(args.set, seeds, augments)
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path = results_dir / f"{args.set}.csv"

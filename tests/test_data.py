@@ -141,6 +141,21 @@ def test_modelnet10_points_are_unsigned_targets():
     assert targets.kind == "udf" and targets.values.min() >= 0 and targets.values.shape == (2, 512, 1)
 
 
+def test_modelnet_prefixes_mix_classes():
+    """The split lists are grouped by class; a limited load must still sample every class."""
+    path = real_dir("modelnet10", "modelnet10_pcd1024.npz")
+    prefix = load_modelnet10_points(path, "train", limit=200)
+    assert len(np.unique(prefix.labels)) == 10
+    full = load_modelnet10_points(path, "train")
+    np.testing.assert_array_equal(full.labels[:200], prefix.labels)
+    assert sorted(full.object_ids) == list(range(len(full.object_ids)))
+    with np.load(path) as archive:
+        official = archive["labels"][archive["split"] == "train"]
+    np.testing.assert_array_equal(official[full.object_ids], full.labels)
+    directory = real_dir("modelnet40", "modelnet40_normal_resampled_subset")
+    assert len(np.unique(load_modelnet40_points(directory, "train", limit=20).labels)) >= 10
+
+
 def test_off_mesh_sampling():
     path = real_dir("modelnet40", "modelnet40_off_sample_airplane", "airplane_0001.off")
     vertices, triangles = load_off_mesh(path)

@@ -37,3 +37,11 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
 def test_unknown_set_is_rejected():
     with pytest.raises(ValueError, match="unknown set"):
         reproduce.runs_of("nope", [0])
+
+
+def test_augment_filter_keeps_only_those_cells():
+    _, runs = reproduce.runs_of("fmnist-augment", [1, 2], ["none", "mixup_aligned"])
+    assert [(r.augment, r.seed) for r in runs] == [("none", 1), ("mixup_aligned", 1), ("none", 2),
+                                                   ("mixup_aligned", 2)]  # fmt: skip
+    with pytest.raises(ValueError, match="no cells with augmentation"):
+        reproduce.runs_of("fmnist-augment", [0], ["rotate"])

@@ -17,6 +17,10 @@ the surface:
   in front of all surface points along one of 26 view directions are outside.
 * **unsigned distance** (points without normals): the nearest-point distance.
 
+ModelNet's split lists are grouped by class, so both loaders take objects in
+:func:`object_order` (a fixed shuffle) and any ``limit`` is a class-mixed
+sample; ``object_ids`` still index the official list.
+
 Each object's randomness comes from ``np.random.default_rng([seed, object_id])``,
 so samples are reproducible and independent of which other objects are loaded.
 """
@@ -89,12 +93,18 @@ def modelnet40_file(directory: Path, shape_id: str) -> Path | None:
     return None
 
 
+def object_order(n: int) -> np.ndarray:
+    """The fixed order ``(n,)`` in which a class-grouped split is read: a permutation seeded by 0."""
+    return np.random.default_rng(0).permutation(n)
+
+
 def load_modelnet40_points(directory: str | Path, split: str, limit: int | None = None) -> PointClouds:
     """ModelNet40 points with normals in the ``modelnet40_normal_resampled`` layout.
 
     Objects follow ``modelnet40_<split>.txt``; listed shapes whose file is absent
     are skipped (the offline subset holds 156 of 12,311), and ``object_ids`` keep
-    the index in the full official list. ``limit`` keeps the first present shapes.
+    the index in the full official list. ``limit`` keeps the first present shapes
+    in :func:`object_order`.
     Labels index ``modelnet40_shape_names.txt``.
     """
     directory = Path(directory)
@@ -103,7 +113,7 @@ def load_modelnet40_points(directory: str | Path, split: str, limit: int | None 
     present = [(i, f) for i, s in enumerate(shape_ids) if (f := modelnet40_file(directory, s))]
     if not present:
         raise FileNotFoundError(f"no ModelNet40 {split} shape files under {directory}")
-    present = present[:limit]
+    present = [present[i] for i in object_order(len(present))[:limit]]
     arrays = [load_point_normals(f) for _, f in present]
     sizes = {len(a) for a in arrays}
     if len(sizes) > 1:
@@ -122,14 +132,16 @@ def load_modelnet40_points(directory: str | Path, split: str, limit: int | None 
 def load_modelnet10_points(path: str | Path, split: str, limit: int | None = None) -> PointClouds:
     """ModelNet10 from ``modelnet10_pcd1024.npz``: points ``(N, 1024, 3)`` in mesh units, no normals.
 
-    Objects are in the official split order; ``object_ids`` index that order.
+    Objects come in :func:`object_order`; ``object_ids`` index the official split order.
     """
     with np.load(path, allow_pickle=False) as archive:
-        in_split = archive["split"] == split
-        points = archive["points"][in_split][:limit].astype(np.float32)
-        labels = archive["labels"][in_split][:limit].astype(np.int32)
+        in_split = np.flatnonzero(archive["split"] == split)
+        object_ids = object_order(len(in_split))[:limit]
+        rows = in_split[object_ids]
+        points = archive["points"][rows].astype(np.float32)
+        labels = archive["labels"][rows].astype(np.int32)
         class_names = tuple(str(c) for c in archive["class_names"])
-    return PointClouds(points, None, labels, np.arange(len(points), dtype=np.int64), class_names)
+    return PointClouds(points, None, labels, object_ids.astype(np.int64), class_names)
 
 
 def off_header(lines: list[str], source: str) -> tuple[int, int, list[str]]:
