@@ -53,6 +53,16 @@ def select(batch: InrBatch, index: np.ndarray) -> InrBatch:
                     batch.object_ids[index], batch.view_ids[index])  # fmt: skip
 
 
+def objects_in_order(batch: InrBatch) -> np.ndarray:
+    """The distinct object ids of ``batch`` in the order they were fitted (not sorted).
+
+    Loaders may read a split in a shuffled order (ModelNet) while ids keep the
+    official index, so "the first N objects" must follow this order.
+    """
+    ids, first = np.unique(batch.object_ids, return_index=True)
+    return ids[np.argsort(first)]
+
+
 def fit_status(mse: np.ndarray, target_variance: np.ndarray) -> np.ndarray:
     """``"nan"`` for non-finite results, ``"diverged"`` when an INR is worse than
     predicting its target's mean (``mse > var(target)``), else ``"ok"``."""

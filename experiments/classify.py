@@ -68,7 +68,7 @@ def load_splits(args):
     import numpy as np
 
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
-    from dwsjax.store import select
+    from dwsjax.store import objects_in_order, select
 
     train_cfg = InrDatasetConfig(args.dataset, "train", views=args.views, steps=args.inr_steps,
                                  n_points=args.inr_points)  # fmt: skip
@@ -81,7 +81,7 @@ def load_splits(args):
     test_store = build_inr_store(store_dir(args.cache_dir, test_cfg.identity()), test_cfg, args.test_objects,
                                  args.data_dir, progress=progress)  # fmt: skip
     fitted = train_store.load()
-    object_ids = np.unique(fitted.object_ids)
+    object_ids = objects_in_order(fitted)
     n_val = max(1, len(object_ids) // 12) if args.val_objects is None else args.val_objects
     n_train = len(object_ids) - n_val if args.train_objects is None else args.train_objects
     if n_train < 1 or n_train + n_val > len(object_ids):
@@ -93,7 +93,7 @@ def load_splits(args):
     in_val = np.isin(fitted.object_ids, object_ids[n_train : n_train + n_val]) & (fitted.view_ids == 0)
     test = test_store.load(views=1)
     if args.test_objects is not None:  # a shared cached store may hold more objects than asked for
-        test = select(test, np.isin(test.object_ids, np.unique(test.object_ids)[: args.test_objects]))
+        test = select(test, np.isin(test.object_ids, objects_in_order(test)[: args.test_objects]))
     return select(fitted, in_train), select(fitted, in_val), test, train_store
 
 

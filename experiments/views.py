@@ -130,9 +130,9 @@ def split_run(pool, objects: int, views: int):
     """Training INRs (first ``objects`` objects, views ``< views``) and their unseen views (``>= views``)."""
     import numpy as np
 
-    from dwsjax.store import select
+    from dwsjax.store import objects_in_order, select
 
-    object_ids = np.unique(pool.object_ids)
+    object_ids = objects_in_order(pool)
     if objects > len(object_ids):
         raise ValueError(f"asked for {objects} training objects but only {len(object_ids)} were fitted")
     seen_object = np.isin(pool.object_ids, object_ids[:objects])

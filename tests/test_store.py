@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
-from dwsjax.store import InrStore, iterate_batches
+from dwsjax.store import InrBatch, InrStore, iterate_batches, objects_in_order
 from experiments import fit_inrs
 
 CONFIG = InrDatasetConfig("synthetic2d", "train", views=2, steps=20, shard_objects=4)
@@ -100,3 +100,10 @@ def test_fit_inrs_cli(tmp_path, capsys):
     summary = fit_inrs.main(argv + ["--out", str(tmp_path)])
     assert summary["inrs"] == 8 and summary["ok"] == 8
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["inrs"] == 8
+
+
+def test_objects_follow_fitting_order_not_id_order():
+    """Shuffled loaders (ModelNet) keep official ids; "the first N objects" must be the first fitted."""
+    ids = np.array([7, 7, 2, 9, 2, 9])
+    batch = InrBatch(None, np.zeros(6), ids, np.array([0, 1, 0, 0, 1, 1]))
+    np.testing.assert_array_equal(objects_in_order(batch), [7, 2, 9])
