@@ -100,10 +100,11 @@ def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None) 
         raise ValueError(f"unknown set {set_name!r}; choose one of {sorted(SETS)}")
     protocol, cells = SETS[set_name]
     if augments is not None:
-        unknown = sorted(set(augments) - {augment for _, augment, _ in cells})
+        available = {augment for _, augment, _ in cells}
+        unknown = sorted(set(augments) - available)
         if unknown:
             raise ValueError(f"set {set_name!r} has no cells with augmentation {unknown}; "
-                             f"its cells use {sorted({a for _, a, _ in cells})}")  # fmt: skip
+                             f"its cells use {sorted(available)}")  # fmt: skip
         cells = [cell for cell in cells if cell[1] in augments]
     return protocol, [Run(model, augment, views, seed) for seed in seeds for model, augment, views in cells]
 
