@@ -18,6 +18,7 @@ from dwsjax.models import (
     summary,
     to_tensors,
 )
+from dwsjax.models.graph import BACKWARD, FORWARD, NO_EDGE, SELF
 from dwsjax.models.symmetry import fold, unfold, weight_space_slots
 
 SPECS = [mlp_spec(2, 5, 4, 1), mlp_spec(3, 8, 8, 8, 1)]
@@ -133,12 +134,20 @@ def test_neural_graph_places_weights_on_edges():
     spec = SPECS[0]
     ws = random_ws(14, spec)
     graph = neural_graph(ws, spec)
-    n = sum(spec.widths)
-    assert graph.edge_weight.shape == (3, n, n) and graph.node_bias.shape == (3, n)
-    np.testing.assert_array_equal(graph.edge_weight[:, 2:7, 7:11], ws.weights[1])
+    n, degree = sum(spec.widths), 2 + 4 + 1
+    assert graph.neighbours.shape == graph.edge_type.shape == (n, degree)
+    assert graph.edge_weight.shape == (3, n, degree) and graph.node_bias.shape == (3, n)
+    assert (graph.edge_type != NO_EDGE).sum() == 2 * (2 * 5 + 5 * 4 + 4 * 1) + n
+    hidden = 2 + 3
+    np.testing.assert_array_equal(graph.neighbours[hidden], [0, 1, 5, 7, 8, 9, 10])
+    np.testing.assert_array_equal(graph.edge_type[hidden], [BACKWARD] * 2 + [SELF] + [FORWARD] * 4)
+    np.testing.assert_array_equal(graph.edge_weight[:, hidden, :2], ws.weights[0][:, :, 3])
+    np.testing.assert_array_equal(graph.edge_weight[:, hidden, 3:], ws.weights[1][:, 3, :])
+    output = n - 1
+    np.testing.assert_array_equal(graph.edge_type[output, 5:], NO_EDGE)
+    np.testing.assert_array_equal(graph.edge_weight[:, output, 5:], 0.0)
     np.testing.assert_array_equal(graph.node_bias[:, :2], 0.0)
     np.testing.assert_array_equal(graph.node_bias[:, -1], ws.biases[-1][:, 0])
-    assert len(set(graph.node_position[2:7].tolist())) == 1
 
 
 def siren_dataset(spec, n=8, classes=4):
