@@ -148,6 +148,7 @@ def test_neural_graph_places_weights_on_edges():
     np.testing.assert_array_equal(graph.edge_weight[:, output, 5:], 0.0)
     np.testing.assert_array_equal(graph.node_bias[:, :2], 0.0)
     np.testing.assert_array_equal(graph.node_bias[:, -1], ws.biases[-1][:, 0])
+    assert len(set(graph.node_position[2:7].tolist())) == 1
 
 
 def siren_dataset(spec, n=8, classes=4):
