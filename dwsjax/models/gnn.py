@@ -53,7 +53,8 @@ class RelationalAttention(nn.Module):
         logits = jnp.einsum("bihd,bjhd->bijh", q, k)[slots] + jnp.einsum("bihe,bike->bikh", q_edge, e)
         logits = jnp.where(mask[None, :, :, None], logits / head_dim**0.5, -1e9)
         attn = jax.nn.softmax(logits, axis=2)
-        node_attn = jnp.zeros(x.shape[:2] + x.shape[1:2] + (self.heads,), attn.dtype).at[slots].add(attn)
+        batch, nodes = x.shape[:2]
+        node_attn = jnp.zeros((batch, nodes, nodes, self.heads), attn.dtype).at[slots].add(attn)
         out = jnp.einsum("bijh,bjhd->bihd", node_attn, v)
         out = out + jnp.einsum("bihe,hde->bihd", jnp.einsum("bikh,bike->bihe", attn, e), value_edge)
         return nn.Dense(self.node_dim, name="out")(out.reshape(x.shape))
