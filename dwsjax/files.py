@@ -1,8 +1,13 @@
-"""Atomic file writes: a temporary file beside the target, synced, then renamed over it,
-so a killed job leaves either the old file or the new one, never half of one."""
+"""Files a killed job cannot corrupt.
+
+Whole files are written to a temporary file beside the target, synced, then
+renamed over it, so a killed job leaves either the old file or the new one,
+never half of one. Results tables grow by whole synced CSV rows.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -22,3 +27,23 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], obje
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header, as strings; ``[]`` if it does not exist yet."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_csv_rows(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
+    """Append the ``columns`` of ``rows`` to a CSV in one synced write (header written with the first rows)."""
+    new = not Path(path).exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())

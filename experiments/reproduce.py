@@ -2,6 +2,7 @@
 
     python -m experiments.reproduce --set fmnist-augment --seeds 0,1,2
     python -m experiments.reproduce --set fmnist-augment --table-only
+    python -m experiments.reproduce --set ssl-fmnist --seeds 0,1,2   (see experiments.reproduce_ssl)
 
 Each run is one ``experiments.classify`` call. Finished runs are appended to
 ``results/<set>.csv`` (one row per run); a rerun skips runs already there and
@@ -19,7 +20,6 @@ rate 1e-3 and weight decay 5e-4, best validation epoch reported.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 from pathlib import Path
@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dwsjax.files import atomic_write_text
+from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
 
 
 class Protocol(NamedTuple):
@@ -128,25 +129,6 @@ def classify_argv(protocol: Protocol, run: Run, out: Path, data_dir: str | None,
     return argv
 
 
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def append_row(path: Path, row: dict) -> None:
-    """Append one run to the CSV (header written with the first row), flushed to disk."""
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def is_done(rows: list[dict], dataset: str, run: Run) -> bool:
     key = (dataset, run.model, run.augment, str(run.views), str(run.seed))
     return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"]) == key for r in rows)
@@ -169,7 +151,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def write_table(results_dir: Path, set_name: str, protocol: Protocol) -> Path:
-    rows = read_rows(results_dir / f"{set_name}.csv")
+    rows = read_csv_rows(results_dir / f"{set_name}.csv")
     path = results_dir / f"{set_name}.md"
     header = f"# {set_name}\n\nProtocol: `{json.dumps(protocol._asdict())}`\n\n"
     atomic_write_text(path, header + markdown_table(rows))
@@ -194,7 +176,7 @@ def write_curves(results_dir: Path, runs_dir: Path, set_name: str) -> Path | Non
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--set", required=True, choices=sorted(SETS))
+    p.add_argument("--set", required=True, choices=sorted(SETS) + sorted(SSL_SETS))
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     p.add_argument("--augment", default=None, help="only the cells with these augmentations (comma-separated)")
     p.add_argument("--results-dir", default="results", help="where <set>.csv and <set>.md go")
@@ -212,6 +194,13 @@ def main(argv=None) -> Path:
 
     args = parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.set in SSL_SETS:
+        if args.augment is not None:
+            raise ValueError(f"--augment selects cells of classification sets; {args.set!r} is a SimCLR set")
+        path = run_ssl_set(args.set, seeds, Path(args.results_dir), Path(args.runs_dir), args.data_dir,
+                           args.cache_dir, args.table_only)  # fmt: skip
+        print(path.read_text())
+        return path
     augments = None if args.augment is None else args.augment.split(",")
     protocol, runs = runs_of(args.set, seeds, augments)
     results_dir = Path(args.results_dir)
@@ -219,14 +208,15 @@ def main(argv=None) -> Path:
     csv_path = results_dir / f"{args.set}.csv"
     if not args.table_only:
         for i, run in enumerate(runs):
-            if is_done(read_rows(csv_path), protocol.dataset, run):
+            if is_done(read_csv_rows(csv_path), protocol.dataset, run):
                 print(f"[{i + 1}/{len(runs)}] {run.name}: already in {csv_path}, skipped")
                 continue
             print(f"[{i + 1}/{len(runs)}] {run.name}", flush=True)
             start = time.perf_counter()
             out = Path(args.runs_dir) / args.set / run.name
             results = classify.main(classify_argv(protocol, run, out, args.data_dir, args.cache_dir))
-            append_row(csv_path, {**results, "wall_seconds": round(time.perf_counter() - start, 1)})
+            row = {**results, "wall_seconds": round(time.perf_counter() - start, 1)}
+            append_csv_rows(csv_path, [row], COLUMNS)
             write_table(results_dir, args.set, protocol)
     path = write_table(results_dir, args.set, protocol)
     write_curves(results_dir, Path(args.runs_dir), args.set)

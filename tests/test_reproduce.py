@@ -2,7 +2,8 @@
 
 import pytest
 
-from experiments import classify, reproduce
+from dwsjax.files import read_csv_rows
+from experiments import classify, reproduce, ssl
 
 
 def fake_classify(calls):
@@ -26,7 +27,7 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     _, runs = reproduce.runs_of("smoke", [0, 1])
     assert len(calls) == len(runs) == 4
     assert all(a.resume and a.dataset == "synthetic2d" for a in calls)
-    rows = reproduce.read_rows(tmp_path / "results" / "smoke.csv")
+    rows = read_csv_rows(tmp_path / "results" / "smoke.csv")
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
     assert "| synthetic2d | dws | none | 1 | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
 
@@ -45,3 +46,38 @@ def test_augment_filter_keeps_only_those_cells():
                                                    ("mixup_aligned", 2)]  # fmt: skip
     with pytest.raises(ValueError, match="no cells with augmentation"):
         reproduce.runs_of("fmnist-augment", [0], ["rotate"])
+
+
+def fake_ssl(calls):
+    def main(argv):
+        args = ssl.parse_args(argv)
+        calls.append(args)
+        fractions = [{"fraction": f, "labelled_inrs": round(40 * f), "batch_size": 10,
+                      "scratch_test_accuracy": 0.2 + 0.1 * args.seed, "scratch_val_accuracy": 0.2,
+                      "scratch_best_epoch": 0, "simclr_test_accuracy": 0.3, "simclr_val_accuracy": 0.3,
+                      "simclr_best_epoch": 0} for f in ssl.parse_fractions(args.label_fractions)]  # fmt: skip
+        return {"seed": args.seed, "batch_size": args.batch_size, "pretrain_final_loss": 3.5,
+                "pretrain_final_contrastive_accuracy": 0.1, "pretrain_seconds": 2.0, "classify_seconds": 3.0,
+                "fractions": fractions}  # fmt: skip
+
+    return main
+
+
+def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ssl, "main", fake_ssl(calls))
+    argv = ["--set", "ssl-smoke", "--seeds", "0,1", "--results-dir", str(tmp_path / "results"),
+            "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    table = reproduce.main(argv).read_text()
+    assert [(a.seed, a.resume, a.out) for a in calls] == [
+        (s, True, str(tmp_path / "runs" / "ssl-smoke" / f"s{s}")) for s in (0, 1)]
+    rows = read_csv_rows(tmp_path / "results" / "ssl-smoke.csv")
+    assert [(r["seed"], r["fraction"], r["batch_size"]) for r in rows] == [
+        ("0", "0.25", "10"), ("0", "1.0", "10"), ("1", "0.25", "10"), ("1", "1.0", "10")]
+    assert "| 25% | 10 | 25.0 ± 5.0 | 30.0 ± 0.0 | 2 | 20.0 / 30.0, 30.0 / 30.0 |" in table
+    assert "chance log(39) = 3.66" in table, "20 INRs per pre-training batch are 40 views"
+
+    reproduce.main(argv)
+    assert len(calls) == 2, "a rerun must skip finished seeds"
+    with pytest.raises(ValueError, match="SimCLR set"):
+        reproduce.main(argv + ["--augment", "none"])
