@@ -6,23 +6,35 @@ from dwsjax.files import read_csv_rows
 from experiments import classify, reproduce, ssl
 
 
-def fake_classify(calls):
-    def main(argv):
-        args = classify.parse_args(argv)
-        calls.append(args)
-        return {"dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
-                "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
-                "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10, "train_samples_per_s": 1.0,
-                "inr_store_psnr": 30.0}  # fmt: skip
+def set_argv(name, tmp_path):
+    """Seeds 0 and 1 of set ``name`` with results and runs under ``tmp_path``."""
+    return ["--set", name, "--seeds", "0,1", "--results-dir", str(tmp_path / "results"),
+            "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
 
-    return main
+
+def record_calls(monkeypatch, module, results_of):
+    """Replace ``module.main`` by a stub that records its parsed arguments and returns ``results_of(args)``."""
+    calls = []
+
+    def main(argv):
+        args = module.parse_args(argv)
+        calls.append(args)
+        return results_of(args)
+
+    monkeypatch.setattr(module, "main", main)
+    return calls
+
+
+def classify_results(args):
+    return {"dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
+            "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
+            "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10, "train_samples_per_s": 1.0,
+            "inr_store_psnr": 30.0}  # fmt: skip
 
 
 def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(classify, "main", fake_classify(calls))
-    argv = ["--set", "smoke", "--seeds", "0,1", "--results-dir", str(tmp_path / "results"),
-            "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    calls = record_calls(monkeypatch, classify, classify_results)
+    argv = set_argv("smoke", tmp_path)
     table = reproduce.main(argv).read_text()
     _, runs = reproduce.runs_of("smoke", [0, 1])
     assert len(calls) == len(runs) == 4
@@ -48,26 +60,19 @@ def test_augment_filter_keeps_only_those_cells():
         reproduce.runs_of("fmnist-augment", [0], ["rotate"])
 
 
-def fake_ssl(calls):
-    def main(argv):
-        args = ssl.parse_args(argv)
-        calls.append(args)
-        fractions = [{"fraction": f, "labelled_inrs": round(40 * f), "batch_size": 10,
-                      "scratch_test_accuracy": 0.2 + 0.1 * args.seed, "scratch_val_accuracy": 0.2,
-                      "scratch_best_epoch": 0, "simclr_test_accuracy": 0.3, "simclr_val_accuracy": 0.3,
-                      "simclr_best_epoch": 0} for f in ssl.parse_fractions(args.label_fractions)]  # fmt: skip
-        return {"seed": args.seed, "batch_size": args.batch_size, "pretrain_final_loss": 3.5,
-                "pretrain_final_contrastive_accuracy": 0.1, "pretrain_seconds": 2.0, "classify_seconds": 3.0,
-                "fractions": fractions}  # fmt: skip
-
-    return main
+def ssl_results(args):
+    fractions = [{"fraction": f, "labelled_inrs": round(40 * f), "batch_size": 10,
+                  "scratch_test_accuracy": 0.2 + 0.1 * args.seed, "scratch_val_accuracy": 0.2,
+                  "scratch_best_epoch": 0, "simclr_test_accuracy": 0.3, "simclr_val_accuracy": 0.3,
+                  "simclr_best_epoch": 0} for f in ssl.parse_fractions(args.label_fractions)]  # fmt: skip
+    return {"seed": args.seed, "batch_size": args.batch_size, "pretrain_final_loss": 3.5,
+            "pretrain_final_contrastive_accuracy": 0.1, "pretrain_seconds": 2.0, "classify_seconds": 3.0,
+            "fractions": fractions}  # fmt: skip
 
 
 def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(ssl, "main", fake_ssl(calls))
-    argv = ["--set", "ssl-smoke", "--seeds", "0,1", "--results-dir", str(tmp_path / "results"),
-            "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    calls = record_calls(monkeypatch, ssl, ssl_results)
+    argv = set_argv("ssl-smoke", tmp_path)
     table = reproduce.main(argv).read_text()
     assert [(a.seed, a.resume, a.out) for a in calls] == [
         (s, True, str(tmp_path / "runs" / "ssl-smoke" / f"s{s}")) for s in (0, 1)]
