@@ -38,8 +38,17 @@ def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def append_csv_rows(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
-    """Append the ``columns`` of ``rows`` to a CSV in one synced write (header written with the first rows)."""
+    """Append the ``columns`` of ``rows`` to a CSV in one synced write (header written with the first rows).
+
+    Refuses a file whose header is not ``columns``: its rows would be misread.
+    """
     new = not Path(path).exists()
+    if not new:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != columns:
+            raise ValueError(f"{path} has columns {header}, expected {columns}; move it aside to start a new "
+                             "table, or add the missing columns to it")  # fmt: skip
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         if new:

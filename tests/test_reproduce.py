@@ -2,7 +2,7 @@
 
 import pytest
 
-from dwsjax.files import read_csv_rows
+from dwsjax.files import append_csv_rows, read_csv_rows
 from experiments import classify, reproduce, ssl
 
 
@@ -86,3 +86,12 @@ def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
     assert len(calls) == 2, "a rerun must skip finished seeds"
     with pytest.raises(ValueError, match="SimCLR set"):
         reproduce.main(argv + ["--augment", "none"])
+
+
+def test_results_csv_with_other_columns_is_refused(tmp_path):
+    path = tmp_path / "old.csv"
+    append_csv_rows(path, [{"seed": 0, "acc": 0.5}], ["seed", "acc"])
+    append_csv_rows(path, [{"seed": 1, "acc": 0.6}], ["seed", "acc"])
+    assert read_csv_rows(path) == [{"seed": "0", "acc": "0.5"}, {"seed": "1", "acc": "0.6"}]
+    with pytest.raises(ValueError, match="has columns"):
+        append_csv_rows(path, [{"seed": 2, "acc": 0.7, "loss": 1.0}], ["seed", "acc", "loss"])
