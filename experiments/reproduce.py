@@ -29,6 +29,7 @@ import numpy as np
 
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
+from experiments.tables import mean_pm_std
 
 
 class Protocol(NamedTuple):
@@ -145,7 +146,7 @@ def markdown_table(rows: list[dict]) -> str:
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
         train = 100 * np.array([float(r["final_train_accuracy"]) for r in runs])
         paper = PAPER.get(key)
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {test.mean():.1f} ± {test.std():.1f} | "
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {mean_pm_std(test)} | "
                      f"{train.mean():.1f} | {len(runs)} | {'—' if paper is None else f'{paper:.1f}'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from experiments.tables import mean_pm_std
 
 # Set name -> ``experiments.ssl`` arguments (all but seed and directories). The fmnist CPU protocol
 # pre-trains on the 2,000 training objects of the classification protocol; fine-tuning and scratch
@@ -66,8 +67,8 @@ def markdown_table(rows: list[dict], pretrain_batch_size: int) -> str:
         cell = [r for r in rows if float(r["fraction"]) == fraction]
         scratch, simclr = (percent(r[f"{arm}_test_accuracy"] for r in cell) for arm in ARMS)
         pairs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(scratch, simclr))
-        lines.append(f"| {fraction:.0%} | {cell[0]['labelled_inrs']} | {scratch.mean():.1f} ± {scratch.std():.1f} "
-                     f"| {simclr.mean():.1f} ± {simclr.std():.1f} | {len(cell)} | {pairs} |")  # fmt: skip
+        lines.append(f"| {fraction:.0%} | {cell[0]['labelled_inrs']} | {mean_pm_std(scratch)} "
+                     f"| {mean_pm_std(simclr)} | {len(cell)} | {pairs} |")  # fmt: skip
     pretrained = {r["seed"]: r for r in rows if r.get("pretrain_final_loss")}
     if pretrained:
         views = 2 * pretrain_batch_size
