@@ -36,7 +36,7 @@ import os
 import time
 from pathlib import Path
 
-from dwsjax.files import atomic_write_text
+from dwsjax.files import atomic_write_text, read_csv_rows
 from experiments.classify import DATASETS
 
 RUN_FIELDS = [
@@ -178,10 +178,8 @@ def parse_cell(text: str):
 
 
 def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """Rows of ``results.csv`` with numbers parsed; ``[]`` before the first run."""
+    return [{k: parse_cell(v) for k, v in row.items()} for row in read_csv_rows(path)]
 
 
 def rows_csv(rows: list[dict]) -> str:
