@@ -7,7 +7,9 @@ Every INR ``w_i`` of a batch of ``B`` gets two views ``a_i = t(w_i)`` and
 head ``z = g(h)`` (SimCLR, Chen et al. 2020), and the NT-Xent loss pulls
 ``z(a_i)`` towards ``z(b_i)`` and away from the other ``2B - 2`` views. After
 pre-training ``g`` is dropped and ``f``'s parameters initialise a classifier
-(:func:`dwsjax.train.train_classifier` with ``init_params``).
+(:func:`dwsjax.train.train_classifier` with ``init_params``), and
+:func:`linear_probe_accuracy` measures how much class information the frozen
+representation ``h`` holds.
 
 Temperature: 0.1 by default. The augmentation paper does not state its value;
 0.1 is SimCLR's choice for its large-batch runs and also works for small batches.
@@ -217,3 +219,29 @@ def representations(backbone: nn.Module, params, weights: WeightSpace, stats: We
         out = np.asarray(features(params, shard(jax.tree.map(lambda x: x[idx], weights), sharding)))
         chunks.append(out[mask > 0])
     return np.concatenate(chunks)
+
+
+def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
+                          test_labels: np.ndarray, ridge: float = 1.0) -> float:  # fmt: skip
+    """Test accuracy of a linear classifier on frozen representations ``(N, F)``.
+
+    Least-squares classifier: features standardised with the training set's mean
+    and std, ``W = argmin ||[X, 1] W - Y||^2 + ridge ||W||^2`` against one-hot labels
+    ``Y`` (closed form, deterministic), prediction ``argmax_k ([x, 1] W)_k``.
+    """
+    train_features, test_features = np.asarray(train_features, np.float64), np.asarray(test_features, np.float64)
+    if train_features.ndim != 2 or test_features.shape[1:] != train_features.shape[1:]:
+        raise ValueError(f"probe features must be (N, F) with one F, got {train_features.shape} and "
+                         f"{test_features.shape}")  # fmt: skip
+    if len(train_labels) != len(train_features) or len(test_labels) != len(test_features):
+        raise ValueError(f"{len(train_labels)} / {len(test_labels)} labels for {len(train_features)} / "
+                         f"{len(test_features)} probe features")  # fmt: skip
+    mean, std = train_features.mean(axis=0), train_features.std(axis=0) + 1e-8
+
+    def design(x):
+        return np.concatenate([(x - mean) / std, np.ones((len(x), 1))], axis=1)
+
+    x = design(train_features)
+    targets = np.eye(int(max(train_labels.max(), test_labels.max())) + 1)[train_labels]
+    w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ targets)
+    return float(np.mean(np.argmax(design(test_features) @ w, axis=1) == test_labels))

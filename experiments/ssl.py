@@ -14,9 +14,11 @@ cached; per-epoch evaluation of the 8 classifier runs is about half of it.)
    with their labels and train the classifier twice with identical settings:
    from scratch, and with its encoder initialised from the pre-trained one
    (fine-tuning the whole encoder and a fresh head, as in the paper). Both
-   report the test accuracy of their best-validation epoch.
+   report the test accuracy of their best-validation epoch. A linear probe on
+   the same labelled INRs measures the class information in the frozen
+   representations of the pre-trained encoder and of its random initialisation.
 3. Write ``results.json``, ``results.csv``, ``table.md`` (fraction x {scratch,
-   SimCLR}), ``pretrain_history.csv`` and ``representations.png``: a 2-D PCA of
+   SimCLR, both probes}), ``pretrain_history.csv`` and ``representations.png``: a 2-D PCA of
    the test INRs' representations, random vs pre-trained encoder, coloured by
    class (the paper's Figure 5 uses t-SNE).
 
@@ -67,14 +69,12 @@ def parse_fractions(text: str) -> list[float]:
     return fractions
 
 
-def labelled_subset(train, fraction: float, seed: int):
-    """INRs of the first ``round(fraction * objects)`` objects of a ``seed``-shuffle
-    (at least one), so the subsets of growing fractions are nested."""
-    from dwsjax.store import select
-
+def labelled_mask(train, fraction: float, seed: int) -> np.ndarray:
+    """Which training INRs ``(N,)`` keep their labels: those of the first
+    ``round(fraction * objects)`` objects of a ``seed``-shuffle (at least one),
+    so the subsets of growing fractions are nested."""
     objects = np.random.default_rng(seed).permutation(np.unique(train.object_ids))
-    keep = objects[: max(1, round(fraction * len(objects)))]
-    return select(train, np.isin(train.object_ids, keep))
+    return np.isin(train.object_ids, objects[: max(1, round(fraction * len(objects)))])
 
 
 def classifier_batch_size(requested: int, n: int) -> int:
@@ -118,10 +118,26 @@ def plot_representations(path: Path, panels: dict[str, np.ndarray], labels: np.n
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| labelled | train INRs | scratch | SimCLR |", "|---:|---:|---:|---:|"]
-    lines += [f"| {r['fraction']:.0%} | {r['labelled_inrs']} | {100 * r['scratch_test_accuracy']:.1f} "
-              f"| {100 * r['simclr_test_accuracy']:.1f} |" for r in rows]  # fmt: skip
+    lines = ["| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder |",
+             "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += ["| " + " | ".join([f"{r['fraction']:.0%}", str(r["labelled_inrs"])] + [
+        f"{100 * r[key]:.1f}" for key in ("scratch_test_accuracy", "simclr_test_accuracy",
+                                          "random_probe_test_accuracy", "simclr_probe_test_accuracy")]) + " |"
+        for r in rows]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def add_linear_probes(rows: list[dict], features: dict, train, test, seed: int) -> None:
+    """Add ``<encoder>_probe_test_accuracy`` to every fraction's row: a linear probe
+    (:func:`dwsjax.ssl.linear_probe_accuracy`) on that fraction's labelled INRs, per
+    encoder of ``features`` (name -> (train features, test features))."""
+    from dwsjax.ssl import linear_probe_accuracy
+
+    for row in rows:
+        mask = labelled_mask(train, row["fraction"], seed)
+        for name, (train_features, test_features) in features.items():
+            row[f"{name}_probe_test_accuracy"] = linear_probe_accuracy(
+                train_features[mask], train.labels[mask], test_features, test.labels)
 
 
 def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_classes, stats, out: Path):
@@ -129,13 +145,14 @@ def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_c
     labelled fraction: ``-> (rows, histories)`` with each arm's best-validation
     epoch and its test accuracy."""
     from dwsjax.augment import build_pipeline
+    from dwsjax.store import select
     from dwsjax.train import TrainConfig, train_classifier
 
     train, val, test = splits
     augment = None if args.finetune_augment == "none" else build_pipeline(args.finetune_augment)
     rows, histories = [], {}
     for fraction in fractions:
-        labelled = labelled_subset(train, fraction, args.seed)
+        labelled = select(train, labelled_mask(train, fraction, args.seed))
         n = len(labelled.labels)
         config = TrainConfig(epochs=args.epochs, batch_size=classifier_batch_size(args.batch_size, n),
                              learning_rate=args.lr, weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
@@ -188,9 +205,12 @@ def main(argv=None) -> dict:
                                               (train, val, test), len(class_names), stats, out)  # fmt: skip
     classify_seconds = time.perf_counter() - start
 
-    encoders = {"random encoder": create_state(simclr, train, pretrain_config).params["backbone"],
-                "SimCLR encoder": pretrained["backbone"]}  # fmt: skip
-    panels = {name: representations(backbone, params, test.weights, stats) for name, params in encoders.items()}
+    encoders = {"random": create_state(simclr, train, pretrain_config).params["backbone"],
+                "simclr": pretrained["backbone"]}  # fmt: skip
+    features = {name: tuple(representations(backbone, params, split.weights, stats) for split in (train, test))
+                for name, params in encoders.items()}  # fmt: skip
+    add_linear_probes(rows, features, train, test, args.seed)
+    panels = {"random encoder": features["random"][1], "SimCLR encoder": features["simclr"][1]}
     plot_representations(out / "representations.png", panels, test.labels, class_names)
 
     last = pretrain_history["epochs"][-1] if pretrain_history["epochs"] else {}

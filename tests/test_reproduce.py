@@ -64,7 +64,8 @@ def ssl_results(args):
     fractions = [{"fraction": f, "labelled_inrs": round(40 * f), "batch_size": 10,
                   "scratch_test_accuracy": 0.2 + 0.1 * args.seed, "scratch_val_accuracy": 0.2,
                   "scratch_best_epoch": 0, "simclr_test_accuracy": 0.3, "simclr_val_accuracy": 0.3,
-                  "simclr_best_epoch": 0} for f in ssl.parse_fractions(args.label_fractions)]  # fmt: skip
+                  "simclr_best_epoch": 0, "random_probe_test_accuracy": 0.15, "simclr_probe_test_accuracy": 0.25}
+                 for f in ssl.parse_fractions(args.label_fractions)]  # fmt: skip
     return {"seed": args.seed, "batch_size": args.batch_size, "pretrain_final_loss": 3.5,
             "pretrain_final_contrastive_accuracy": 0.1, "pretrain_seconds": 2.0, "classify_seconds": 3.0,
             "fractions": fractions}  # fmt: skip
@@ -79,7 +80,7 @@ def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
     rows = read_csv_rows(tmp_path / "results" / "ssl-smoke.csv")
     assert [(r["seed"], r["fraction"], r["batch_size"]) for r in rows] == [
         ("0", "0.25", "10"), ("0", "1.0", "10"), ("1", "0.25", "10"), ("1", "1.0", "10")]
-    assert "| 25% | 10 | 25.0 ± 5.0 | 30.0 ± 0.0 | 2 | 20.0 / 30.0, 30.0 / 30.0 |" in table
+    assert "| 25% | 10 | 25.0 ± 5.0 | 30.0 ± 0.0 | 15.0 ± 0.0 | 25.0 ± 0.0 | 2 | 20.0 / 30.0, 30.0 / 30.0 |" in table
     assert "chance log(39) = 3.66" in table, "20 INRs per pre-training batch are 40 views"
 
     reproduce.main(argv)

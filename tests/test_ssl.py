@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dwsjax.ssl import contrastive_accuracy, nt_xent, simclr_model
+from dwsjax.ssl import contrastive_accuracy, linear_probe_accuracy, nt_xent, simclr_model
 from dwsjax.train import overlay_params
 from experiments import ssl
 
@@ -75,6 +75,20 @@ def test_pca_and_fractions():
         ssl.parse_fractions("0,1.5")
 
 
+def test_linear_probe_reads_classes_from_informative_features_only():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    informative = np.eye(3)[labels] * 4.0 + rng.normal(size=(300, 3))
+    noise = rng.normal(size=(300, 5))
+    train, test = slice(0, 200), slice(200, 300)
+    assert linear_probe_accuracy(informative[train], labels[train], informative[test], labels[test]) > 0.95
+    assert linear_probe_accuracy(noise[train], labels[train], noise[test], labels[test]) < 0.5
+    with pytest.raises(ValueError, match="labels"):
+        linear_probe_accuracy(noise[train], labels[test], noise[test], labels[test])
+    with pytest.raises(ValueError, match="one F"):
+        linear_probe_accuracy(noise[train], labels[train], informative[test], labels[test])
+
+
 def _random_inrs(spec, n):
     from dwsjax.store import InrBatch
     from dwsjax.weights import WeightSpace
@@ -127,7 +141,8 @@ def test_ssl_cli_end_to_end(tmp_path):
     rows = results["fractions"]
     assert [r["fraction"] for r in rows] == [0.25, 1.0] and results["train_inrs"] == 40
     assert rows[0]["labelled_inrs"] == 10 and rows[0]["batch_size"] == 10
-    assert all(0 <= r[f"{arm}_test_accuracy"] <= 1 for r in rows for arm in ("scratch", "simclr"))
+    assert all(0 <= r[f"{arm}_test_accuracy"] <= 1 for r in rows
+               for arm in ("scratch", "simclr", "random_probe", "simclr_probe"))
     run = tmp_path / "run"
     saved = json.loads((run / "results.json").read_text())
     assert len(saved["pretrain_history"]) == 2 and set(saved["histories"]) == {
