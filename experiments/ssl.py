@@ -118,12 +118,13 @@ def plot_representations(path: Path, panels: dict[str, np.ndarray], labels: np.n
 
 
 def markdown_table(rows: list[dict]) -> str:
+    accuracies = ("scratch_test_accuracy", "simclr_test_accuracy", "random_probe_test_accuracy",
+                  "simclr_probe_test_accuracy")  # fmt: skip
     lines = ["| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder |",
              "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    lines += ["| " + " | ".join([f"{r['fraction']:.0%}", str(r["labelled_inrs"])] + [
-        f"{100 * r[key]:.1f}" for key in ("scratch_test_accuracy", "simclr_test_accuracy",
-                                          "random_probe_test_accuracy", "simclr_probe_test_accuracy")]) + " |"
-        for r in rows]  # fmt: skip
+    for r in rows:
+        cells = [f"{r['fraction']:.0%}", str(r["labelled_inrs"]), *(f"{100 * r[key]:.1f}" for key in accuracies)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
