@@ -67,13 +67,13 @@ def markdown_table(rows: list[dict], pretrain_batch_size: int) -> str:
     """Per fraction: mean ± std test accuracy (%) of both arms and of the linear probes on the
     random and the pre-trained encoder over seeds, and each seed's pair of arms; then each
     seed's final pre-training loss and positive-pair accuracy against chance."""
+    from experiments.ssl import TEST_ACCURACIES
+
     lines = ["| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder | seeds "
              "| per seed (scratch / SimCLR) |", "|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for fraction in sorted({float(r["fraction"]) for r in rows}):
         cell = [r for r in rows if float(r["fraction"]) == fraction]
-        scratch, simclr, random_probe, simclr_probe = (percent(r[key] for r in cell) for key in (
-            "scratch_test_accuracy", "simclr_test_accuracy", "random_probe_test_accuracy",
-            "simclr_probe_test_accuracy"))  # fmt: skip
+        scratch, simclr, random_probe, simclr_probe = (percent(r[key] for r in cell) for key in TEST_ACCURACIES)
         pairs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(scratch, simclr))
         lines.append(f"| {fraction:.0%} | {cell[0]['labelled_inrs']} | {mean_pm_std(scratch)} "
                      f"| {mean_pm_std(simclr)} | {mean_pm_std(random_probe)} | {mean_pm_std(simclr_probe)} "

@@ -41,6 +41,9 @@ from dwsjax.files import atomic_write_text
 from experiments.classify import add_common_arguments, load_splits, write_history_csv
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
+# Test accuracies recorded per labelled fraction: both classifier arms, then the linear probes.
+TEST_ACCURACIES = ("scratch_test_accuracy", "simclr_test_accuracy", "random_probe_test_accuracy",
+                   "simclr_probe_test_accuracy")  # fmt: skip
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -118,12 +121,10 @@ def plot_representations(path: Path, panels: dict[str, np.ndarray], labels: np.n
 
 
 def markdown_table(rows: list[dict]) -> str:
-    accuracies = ("scratch_test_accuracy", "simclr_test_accuracy", "random_probe_test_accuracy",
-                  "simclr_probe_test_accuracy")  # fmt: skip
     lines = ["| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder |",
              "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
-        cells = [f"{r['fraction']:.0%}", str(r["labelled_inrs"]), *(f"{100 * r[key]:.1f}" for key in accuracies)]
+        cells = [f"{r['fraction']:.0%}", str(r["labelled_inrs"]), *(f"{100 * r[key]:.1f}" for key in TEST_ACCURACIES)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
