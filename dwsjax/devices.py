@@ -1,4 +1,4 @@
-"""Local devices: one CPU device per core, and a 1-D mesh over all local devices."""
+"""Local devices: one CPU device per core for fitting, and 1-D meshes for fitting and training."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ import numpy as np
 from jax.sharding import Mesh
 
 BATCH_AXIS = "batch"
-# XLA:CPU aborts the process when a device thread leaves a collective more than 40 s after the others,
-# which happens on an oversubscribed CPU (two jobs on two cores); a slow step is not an error here.
-COLLECTIVE_TERMINATE_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
-COLLECTIVE_TERMINATE_SECONDS = 3600
 
 
 def use_all_cpu_cores() -> None:
@@ -22,14 +18,9 @@ def use_all_cpu_cores() -> None:
     one per core, each small enough to stay in cache; XLA:CPU otherwise runs one
     device whose small operations do not spread well over cores. Has no effect on
     GPU/TPU, when ``XLA_FLAGS`` already sets a host device count, or once a
-    backend is initialised (then a warning-free no-op). Also lets a CPU device
-    wait up to an hour for the others in a collective (``XLA_FLAGS``), so that a
-    run sharing its cores with other jobs is slowed down, not killed.
+    backend is initialised (then a warning-free no-op).
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if COLLECTIVE_TERMINATE_FLAG not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {COLLECTIVE_TERMINATE_FLAG}={COLLECTIVE_TERMINATE_SECONDS}".strip()
-    if "xla_force_host_platform_device_count" in flags:
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
     try:
         jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
@@ -40,3 +31,18 @@ def use_all_cpu_cores() -> None:
 def local_mesh() -> Mesh:
     """A 1-D mesh named ``"batch"`` over the process's local devices."""
     return Mesh(np.array(jax.local_devices()), (BATCH_AXIS,))
+
+
+def data_parallel_mesh() -> Mesh:
+    """A 1-D mesh named ``"batch"`` for training: all local accelerators, or one CPU device.
+
+    Data parallelism needs an all-reduce of the gradients in every step. XLA:CPU runs
+    it inside its intra-op thread pool, and with one device per core that deadlocks
+    now and then on a busy machine (all threads waiting in the rendezvous; XLA aborts
+    after 40 s). One CPU device needs no collective and its matrix products still use
+    every core. Fitting (``local_mesh``) has no collectives and keeps one device per core.
+    """
+    devices = jax.local_devices()
+    if devices[0].platform == "cpu":
+        devices = devices[:1]
+    return Mesh(np.array(devices), (BATCH_AXIS,))

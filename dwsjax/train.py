@@ -8,8 +8,9 @@ each epoch the model is evaluated on validation and test sets and the epoch
 with the best validation accuracy is kept (as in the paper). All randomness
 comes from ``(seed, epoch)``, and a checkpoint is written after every epoch,
 so a killed run resumed from its last checkpoint ends with the same metrics as
-an uninterrupted one. Batches are split over all local devices (data
-parallelism through ``jax.sharding``; parameters are replicated).
+an uninterrupted one. Batches are split over all local accelerators (data
+parallelism through ``jax.sharding``; parameters are replicated); on CPU one
+device trains with all cores.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from flax.training import train_state
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from dwsjax.devices import BATCH_AXIS, local_mesh
+from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
 from dwsjax.store import InrBatch
 from dwsjax.weights import WeightStats, normalize, weight_stats
 
@@ -130,9 +131,9 @@ def on_host(data: InrBatch) -> InrBatch:
 
 
 def batch_shardings() -> tuple[NamedSharding, NamedSharding]:
-    """``(batch, replicated)`` shardings over all local devices: batches are split
-    along their first axis, parameters and optimizer state are replicated."""
-    mesh = local_mesh()
+    """``(batch, replicated)`` shardings over the training devices (``data_parallel_mesh``):
+    batches are split along their first axis, parameters and optimizer state are replicated."""
+    mesh = data_parallel_mesh()
     return NamedSharding(mesh, PartitionSpec(BATCH_AXIS)), NamedSharding(mesh, PartitionSpec())
 
 
