@@ -1,16 +1,20 @@
-"""Fit many SIRENs at once: ``vmap``-style batching, a step loop, Adam, early stopping.
+"""Fit many SIRENs at once: batched steps, per-INR Adam, early stopping with refilled slots.
 
-Every INR ``n`` minimises its own ``MSE_n = mean_{p,c} (f(x_p; theta_n) - y_{n,p,c})^2``
-with Adam. INRs are independent, so they are fitted in chunks of ``chunk_size``
-per device (small enough that activations stay in cache), chunks run one after
-another on each device (``lax.map``), and devices run in parallel
-(``shard_map`` over all local devices). The gradient of the SIREN loss is
-written out by hand (the backward pass of ``sin(w0 * z)`` reuses ``w0 * z``),
-with :mod:`dwsjax.sine`'s fused polynomials instead of ``jnp.sin``.
+Every INR ``n`` minimises its own ``MSE_n = mean_{p,c} (f(x_p; theta_n) + c - y_{n,p,c})^2``
+(``c`` the recipe's output offset) with Adam. INRs are independent: each device
+fits its share of them through ``chunk_size`` slots that step together as
+batched matmuls (small enough that activations stay in cache), and devices run
+in parallel (``shard_map`` over all local devices). When an INR reaches the
+target PSNR or the step cap, its weights are written out and its slot takes the
+next waiting INR (continuous batching), so the cost is the sum of the steps the
+INRs need, not ``slots x`` the slowest one's. The gradient of the SIREN loss is
+written out by hand (the backward pass reuses the forward's ``cos(u)``), with
+:mod:`dwsjax.sine`'s fused polynomials instead of ``jnp.sin``.
 
 Each INR's initial weights come from a key derived from ``(seed, object_id,
-view)`` alone, so results do not depend on how a dataset is chunked, sharded
-or resumed.
+view)`` alone, and its Adam state is its own, so an INR's result does not
+depend on which other INRs share its batch (up to float rounding of the batched
+matmuls); for a given input and configuration the result is bitwise reproducible.
 """
 
 from __future__ import annotations
@@ -22,26 +26,38 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import PartitionSpec
 
 from dwsjax.devices import BATCH_AXIS, local_mesh
-from dwsjax.sine import fast_cos, fast_sin
+from dwsjax.recipes import FitRecipe
+from dwsjax.sine import fast_sin_cos
 from dwsjax.siren import SIREN_W0, siren_init_batch
 from dwsjax.weights import MLPSpec, WeightSpace
 
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # PyTorch's (and optax's) Adam defaults
+
 
 class FitConfig(NamedTuple):
-    """How INRs are fitted. ``target_psnr=None`` disables early stopping."""
+    """How INRs are fitted: at most ``steps`` Adam steps each, or until ``target_psnr``
+    (``None``: no early stopping). Usually built from a recipe, :meth:`from_recipe`."""
 
     spec: MLPSpec
     steps: int = 500
     learning_rate: float = 1e-3
     w0: float = SIREN_W0
-    init_scheme: str = "sitzmann"
+    init_scheme: str = "dwsnets"
+    output_offset: float = 0.0
     target_psnr: float | None = None
     data_range: float = 1.0
     chunk_size: int = 8
+
+    @classmethod
+    def from_recipe(
+        cls, spec: MLPSpec, recipe: FitRecipe, data_range: float = 1.0, chunk_size: int = 8
+    ) -> "FitConfig":
+        return cls(spec, steps=recipe.steps, learning_rate=recipe.learning_rate, init_scheme=recipe.init,
+                   output_offset=recipe.output_offset, target_psnr=recipe.target_psnr,
+                   data_range=data_range, chunk_size=chunk_size)  # fmt: skip
 
     def to_json(self) -> dict:
         return {**self._asdict(), "spec": list(self.spec.widths)}
@@ -52,7 +68,7 @@ class FitConfig(NamedTuple):
 
 
 class FitResult(NamedTuple):
-    """Fitted weights (batch ``(N,)``) and per-INR final ``mse``, ``psnr``, ``steps``."""
+    """Fitted weights (batch ``(N,)``) and per-INR final ``mse``, ``psnr`` and Adam ``steps``."""
 
     weights: WeightSpace
     mse: jax.Array
@@ -79,11 +95,10 @@ def siren_mse_and_grad(
     starting from ``g_{L-1} = 2 (y - t) / (P d_L)``.
     """
     num_layers = len(ws.weights)
-    h, hs, us = coords, [coords], []
+    h, hs, cosines = coords, [coords], []
     for w, b in zip(ws.weights[:-1], ws.biases[:-1]):
-        u = w0 * (h @ w + b[..., None, :])
-        h = fast_sin(u)
-        us.append(u)
+        h, cos_u = fast_sin_cos(w0 * (h @ w + b[..., None, :]))
+        cosines.append(cos_u)
         hs.append(h)
     residual = h @ ws.weights[-1] + ws.biases[-1][..., None, :] - targets
     mse = jnp.mean(residual * residual, axis=(-2, -1))
@@ -93,7 +108,7 @@ def siren_mse_and_grad(
         grad_w[i] = jnp.einsum("...pi,...pj->...ij", hs[i], g)
         grad_b[i] = jnp.sum(g, axis=-2)
         if i:
-            g = (g @ jnp.swapaxes(ws.weights[i], -1, -2)) * (w0 * fast_cos(us[i - 1]))
+            g = (g @ jnp.swapaxes(ws.weights[i], -1, -2)) * (w0 * cosines[i - 1])
     return mse, WeightSpace(tuple(grad_w), tuple(grad_b))
 
 
@@ -101,43 +116,98 @@ def mse_to_psnr(mse: jax.Array, data_range: float) -> jax.Array:
     return 10.0 * jnp.log10(data_range**2 / jnp.maximum(mse, 1e-20))
 
 
-def _fit_chunk(keys: jax.Array, coords: jax.Array, targets: jax.Array, config: FitConfig) -> FitResult:
-    """Fit ``len(keys)`` INRs with Adam; an INR stops updating once it reaches the target PSNR."""
-    optimizer = optax.adam(config.learning_rate)
-    ws = siren_init_batch(keys, config.spec, config.w0, config.init_scheme)
-    target_mse = (
-        -1.0
-        if config.target_psnr is None
-        else config.data_range**2 * 10.0 ** (-config.target_psnr / 10.0)
-    )
+def psnr_to_mse(psnr: float | None, data_range: float) -> float:
+    """The MSE at which an INR reaches ``psnr`` dB; ``-1`` (never) for ``None``."""
+    return -1.0 if psnr is None else data_range**2 * 10.0 ** (-psnr / 10.0)
 
-    def active_of(mse):
-        return mse > target_mse
+
+class AdamState(NamedTuple):
+    """Adam moments (like the weights, batch ``(C,)``) and each INR's step count ``(C,)``."""
+
+    mu: WeightSpace
+    nu: WeightSpace
+    count: jax.Array
+
+
+def adam_init(ws: WeightSpace, batch: int) -> AdamState:
+    zeros = jax.tree.map(jnp.zeros_like, ws)
+    return AdamState(zeros, zeros, jnp.zeros((batch,), jnp.int32))
+
+
+def adam_step(ws: WeightSpace, grads: WeightSpace, state: AdamState, lr: float) -> tuple[WeightSpace, AdamState]:
+    """One Adam step (Kingma & Ba, Alg. 1) for each INR with its own step count ``t``:
+    ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
+    ``theta <- theta - lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``."""
+    count = state.count + 1
+    t = count.astype(jnp.float32)
+    step_size = lr / (1.0 - ADAM_B1**t)
+    root_correction = jnp.sqrt(1.0 - ADAM_B2**t)
+
+    def per_inr(x, leaf):
+        return x.reshape(x.shape + (1,) * (leaf.ndim - 1))
+
+    mu = jax.tree.map(lambda m, g: ADAM_B1 * m + (1 - ADAM_B1) * g, state.mu, grads)
+    nu = jax.tree.map(lambda v, g: ADAM_B2 * v + (1 - ADAM_B2) * g * g, state.nu, grads)
+    ws = jax.tree.map(
+        lambda w, m, v: w - per_inr(step_size, w) * m / (jnp.sqrt(v) / per_inr(root_correction, w) + ADAM_EPS),
+        ws, mu, nu,
+    )  # fmt: skip
+    return ws, AdamState(mu, nu, count)
+
+
+def _take(tree, index: jax.Array, n: int):
+    """Rows ``index`` of every leaf (``n`` = idle slot, clamped to a valid row)."""
+    safe = jnp.minimum(index, n - 1)
+    return jax.tree.map(lambda x: x[safe], tree)
+
+
+def _select(mask: jax.Array, new, old):
+    """Per slot: ``new`` where ``mask`` ``(C,)`` else ``old``."""
+    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
+
+
+def _fit_queue(keys: jax.Array, coords: jax.Array, targets: jax.Array, config: FitConfig, slots: int) -> FitResult:
+    """Fit the ``n = len(keys)`` INRs through ``slots`` slots, refilling each slot as its INR finishes.
+
+    An INR finishes when its MSE reaches the target, after ``config.steps`` Adam
+    steps, or when its MSE is not finite; its state at that moment is the result.
+    """
+    n = keys.shape[0]
+    init = siren_init_batch(keys, config.spec, config.w0, config.init_scheme)
+    targets = targets - config.output_offset
+    per_inr_coords = coords.ndim == 3
+    target_mse = psnr_to_mse(config.target_psnr, config.data_range)
+
+    index = jnp.where(jnp.arange(slots) < n, jnp.arange(slots), n)
+    ws = _take(init, index, n)
+    out = FitResult(jax.tree.map(jnp.zeros_like, init), jnp.full((n,), jnp.inf), None, jnp.zeros((n,), jnp.int32))
 
     def cond(state):
-        step, _, _, mse, _ = state
-        return (step < config.steps) & jnp.any(active_of(mse))
+        return jnp.any(state[0] < n)
 
     def body(state):
-        step, ws, opt_state, mse, steps_taken = state
-        mse, grads = siren_mse_and_grad(ws, coords, targets, config.w0)
-        active = active_of(mse)
-        updates, new_opt_state = optimizer.update(grads, opt_state, ws)
-        new_ws = optax.apply_updates(ws, updates)
+        index, next_inr, ws, adam, out = state
+        mse, grads = siren_mse_and_grad(
+            ws, _take(coords, index, n) if per_inr_coords else coords, _take(targets, index, n), config.w0
+        )
+        done = (index < n) & ((mse <= target_mse) | (adam.count >= config.steps) | ~jnp.isfinite(mse))
+        dest = jnp.where(done, index, n)
+        out = FitResult(
+            jax.tree.map(lambda o, w: o.at[dest].set(w, mode="drop"), out.weights, ws),
+            out.mse.at[dest].set(mse, mode="drop"),
+            None,
+            out.steps.at[dest].set(adam.count, mode="drop"),
+        )
+        ws, adam = adam_step(ws, grads, adam, config.learning_rate)
+        queued = next_inr + jnp.cumsum(done) - 1
+        index = jnp.where(done, jnp.minimum(queued, n), index)
+        ws = _select(done, _take(init, index, n), ws)
+        adam = _select(done, adam_init(ws, slots), adam)
+        return index, next_inr + jnp.sum(done), ws, adam, out
 
-        def keep_active(new, old):
-            mask = active.reshape(active.shape + (1,) * (new.ndim - 1)) if new.ndim else True
-            return jnp.where(mask, new, old)
-
-        ws = jax.tree.map(keep_active, new_ws, ws)
-        opt_state = jax.tree.map(keep_active, new_opt_state, opt_state)
-        return step + 1, ws, opt_state, mse, steps_taken + active
-
-    per_inr = targets[:, 0, 0]
-    init = (0, ws, optimizer.init(ws), jnp.full_like(per_inr, jnp.inf), jnp.zeros_like(per_inr, jnp.int32))
-    _, ws, _, _, steps_taken = jax.lax.while_loop(cond, body, init)
-    mse, _ = siren_mse_and_grad(ws, coords, targets, config.w0)
-    return FitResult(ws, mse, mse_to_psnr(mse, config.data_range), steps_taken)
+    state = (index, jnp.minimum(slots, n), ws, adam_init(ws, slots), out)
+    out = jax.lax.while_loop(cond, body, state)[-1]
+    return out._replace(psnr=mse_to_psnr(out.mse, config.data_range))
 
 
 def fit_sirens(
@@ -147,7 +217,7 @@ def fit_sirens(
 
     ``keys`` ``(N,)`` (see :func:`inr_keys`); ``coords`` ``(P, d_0)`` shared or
     ``(N, P, d_0)`` per INR; ``targets`` ``(N, P, d_L)``. INRs are padded to a
-    multiple of ``devices * chunk_size``; padding is dropped from the result.
+    multiple of the device count; padding is dropped from the result.
     """
     n = keys.shape[0]
     spec = config.spec
@@ -163,8 +233,8 @@ def fit_sirens(
         )
     mesh = local_mesh()
     devices = mesh.devices.size
-    chunk = max(1, min(config.chunk_size, math.ceil(n / devices)))
-    padded = math.ceil(n / (devices * chunk)) * devices * chunk
+    slots = max(1, min(config.chunk_size, math.ceil(n / devices)))
+    padded = math.ceil(n / devices) * devices
 
     def pad(x):
         return jnp.concatenate([x, jnp.repeat(x[-1:], padded - n, axis=0)]) if padded > n else x
@@ -172,28 +242,17 @@ def fit_sirens(
     keys, targets = pad(keys), pad(targets)
     if per_inr_coords:
         coords = pad(coords)
-    result = _fit_sharded(keys, coords, targets, config, mesh, chunk, per_inr_coords)
+    result = _fit_sharded(keys, coords, targets, config, mesh, slots, per_inr_coords)
     return jax.tree.map(lambda x: x[:n], result)
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
-def _fit_sharded(keys, coords, targets, config, mesh, chunk, per_inr_coords):
-    """Shard INRs over ``mesh``; each device fits its share ``chunk`` INRs at a time."""
+def _fit_sharded(keys, coords, targets, config, mesh, slots, per_inr_coords):
+    """Shard INRs over ``mesh``; each device fits its share through ``slots`` slots."""
     batch = PartitionSpec(BATCH_AXIS)
-
-    def per_device(keys, coords, targets):
-        def chunked(x):
-            return x.reshape((-1, chunk) + x.shape[1:])
-
-        def fit_one(args):
-            k, t, c = args
-            return _fit_chunk(k, coords if c is None else c, t, config)
-
-        xs = (chunked(keys), chunked(targets), chunked(coords) if per_inr_coords else None)
-        out = jax.lax.map(fit_one, xs)
-        return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
-
     in_specs = (batch, batch if per_inr_coords else PartitionSpec(), batch)
-    return jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=batch)(
+    fit = functools.partial(_fit_queue, config=config, slots=slots)
+    # No collectives run inside, so replication (vma) checking has nothing to protect.
+    return jax.shard_map(fit, mesh=mesh, in_specs=in_specs, out_specs=batch, check_vma=False)(
         keys, coords, targets
     )

@@ -12,39 +12,39 @@ from tqdm.auto import tqdm
 from dwsjax.data import load_targets
 from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
+from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
 from dwsjax.store import InrStore, fit_status
 
 
 class InrDatasetConfig(NamedTuple):
-    """Everything that decides the content of an INR store (its identity)."""
+    """Everything that decides the content of an INR store (its identity).
+
+    ``recipe`` names a :mod:`dwsjax.recipes` fitting recipe; ``steps``,
+    ``learning_rate`` and ``target_psnr`` override its values when not ``None``.
+    """
 
     dataset: str
     split: str
     views: int = 1
     seed: int = 0
+    recipe: str = DEFAULT_RECIPE
     steps: int | None = None
     learning_rate: float | None = None
     target_psnr: float | None = None
-    init_scheme: str = "sitzmann"
     shard_objects: int = 256
     n_points: int = 4096
 
     def fit_config(self, chunk_size: int = 8) -> FitConfig:
         p = preset(self.dataset)
-        return FitConfig(
-            spec=p.spec,
-            steps=p.steps if self.steps is None else self.steps,
-            learning_rate=p.learning_rate if self.learning_rate is None else self.learning_rate,
-            init_scheme=self.init_scheme,
-            target_psnr=self.target_psnr,
-            data_range=p.data_range,
-            chunk_size=chunk_size,
-        )
+        recipe = fit_recipe(self.recipe, p.kind)
+        overrides = {"steps": self.steps, "learning_rate": self.learning_rate, "target_psnr": self.target_psnr}
+        recipe = recipe._replace(**{k: v for k, v in overrides.items() if v is not None})
+        return FitConfig.from_recipe(p.spec, recipe, p.data_range, chunk_size)
 
     def identity(self) -> dict:
         fit = self.fit_config().to_json()
         fit.pop("chunk_size")
-        shape = preset(self.dataset).spec.widths[0] == 3
+        shape = preset(self.dataset).kind == "shape"
         data = {"n_points": self.n_points, "object_order": "shuffled"} if shape else {}
         return {
             "dataset": self.dataset,
@@ -53,6 +53,7 @@ class InrDatasetConfig(NamedTuple):
             "seed": self.seed,
             "shard_objects": self.shard_objects,
             "data": data,
+            "recipe": self.recipe,
             **fit,
         }
 

@@ -1,7 +1,8 @@
-"""Per-dataset INR architectures and fitting defaults.
+"""Per-dataset INR architectures.
 
 2D gray images: SIREN 2-32-32-1 (as in the DWSNets INR datasets); CIFAR-10
-2-32-32-3; 3D shapes: 3-32-32-32-32-1 (the augmentation paper's SDF INR).
+2-32-32-3; 3D shapes: 3-32-32-32-32-1 (the augmentation paper's SDF INR). How
+they are fitted is a :mod:`dwsjax.recipes` recipe, chosen per ``kind``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from dwsjax.weights import MLPSpec
 
 class InrPreset(NamedTuple):
     spec: MLPSpec
-    steps: int
-    learning_rate: float
     data_range: float
+    kind: str  # "image" or "shape": which variant of a fitting recipe applies
 
 
-_IMAGE_GRAY = InrPreset(MLPSpec((2, 32, 32, 1)), steps=500, learning_rate=1e-3, data_range=1.0)
-_SHAPE = InrPreset(MLPSpec((3, 32, 32, 32, 32, 1)), steps=1000, learning_rate=1e-3, data_range=2.0)
+_IMAGE_GRAY = InrPreset(MLPSpec((2, 32, 32, 1)), data_range=1.0, kind="image")
+_SHAPE = InrPreset(MLPSpec((3, 32, 32, 32, 32, 1)), data_range=2.0, kind="shape")
 
 PRESETS: dict[str, InrPreset] = {
     "fmnist": _IMAGE_GRAY,

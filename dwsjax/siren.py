@@ -2,7 +2,9 @@
 
 A SIREN with spec ``(d_0, ..., d_L)`` computes
 ``h_{i+1} = sin(w0 * (h_i @ W_i + b_i))`` for the hidden layers and a linear last
-layer ``y = h_{L-1} @ W_{L-1} + b_{L-1}``. Coordinates live in ``[-1, 1]^d``.
+layer ``y = h_{L-1} @ W_{L-1} + b_{L-1} + c`` with a constant output offset ``c``
+(0.5 in the DWSNets INR datasets, whose images lie in ``[0, 1]``; not a weight).
+Coordinates live in ``[-1, 1]^d``.
 Because ``w0`` multiplies the bias too, shifting a bias by ``k*pi/w0`` flips the
 neuron's sign ``(-1)^k``: the symmetry the SIREN-bias augmentation uses.
 """
@@ -17,34 +19,44 @@ from dwsjax.weights import MLPSpec, WeightSpace
 SIREN_W0 = 30.0
 
 
+INIT_SCHEMES = ("dwsnets", "sitzmann")
+
+
 def siren_init(
-    key: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "sitzmann"
+    key: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "dwsnets"
 ) -> WeightSpace:
     """Initial SIREN weights.
 
-    Weights: layer 0 ``U(-1/d_in, 1/d_in)``; later layers
-    ``U(-sqrt(6/d_in)/w0, sqrt(6/d_in)/w0)`` (Sitzmann et al., Sec. 3.2).
-    Biases: ``scheme="sitzmann"`` uses PyTorch's ``nn.Linear`` default
-    ``U(-1/sqrt(d_in), 1/sqrt(d_in))`` as in the SIREN reference code;
-    ``scheme="dwsnets"`` draws biases from the same range as that layer's
-    weights, as the SIREN used to build the DWSNets INR datasets does.
+    ``scheme="dwsnets"``, the init of the INR datasets of DWSNets and of the
+    augmentation paper (DWSNets ``nn/inr.py``): every sine layer, the first
+    included, draws ``W ~ U(-sqrt(6/d_in)/w0, sqrt(6/d_in)/w0)`` and starts with
+    zero biases; the linear last layer is PyTorch's ``nn.Linear`` default,
+    ``W, b ~ U(-1/sqrt(d_in), 1/sqrt(d_in))``.
+
+    ``scheme="sitzmann"`` (Sitzmann et al., Sec. 3.2): layer 0
+    ``W ~ U(-1/d_in, 1/d_in)``, later layers ``U(-sqrt(6/d_in)/w0, sqrt(6/d_in)/w0)``,
+    every bias ``U(-1/sqrt(d_in), 1/sqrt(d_in))`` (``nn.Linear``'s default).
     """
-    if scheme not in ("sitzmann", "dwsnets"):
-        raise ValueError(f'scheme must be "sitzmann" or "dwsnets", got {scheme!r}')
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
     weights, biases = [], []
+    last = spec.num_layers - 1
     for i, (key_i, (d_in, d_out)) in enumerate(
         zip(jax.random.split(key, spec.num_layers), spec.layer_shapes)
     ):
         key_w, key_b = jax.random.split(key_i)
-        w_bound = 1.0 / d_in if i == 0 else (6.0 / d_in) ** 0.5 / w0
-        b_bound = d_in**-0.5 if scheme == "sitzmann" else w_bound
+        sine_bound = (6.0 / d_in) ** 0.5 / w0
+        if scheme == "dwsnets":
+            w_bound, b_bound = (d_in**-0.5, d_in**-0.5) if i == last else (sine_bound, 0.0)
+        else:
+            w_bound, b_bound = (1.0 / d_in if i == 0 else sine_bound), d_in**-0.5
         weights.append(jax.random.uniform(key_w, (d_in, d_out), minval=-w_bound, maxval=w_bound))
         biases.append(jax.random.uniform(key_b, (d_out,), minval=-b_bound, maxval=b_bound))
     return WeightSpace(tuple(weights), tuple(biases))
 
 
 def siren_init_batch(
-    keys: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "sitzmann"
+    keys: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "dwsnets"
 ) -> WeightSpace:
     """One SIREN per key: ``keys`` of shape ``(*batch,)`` gives leaves ``(*batch, ...)``."""
     typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
@@ -56,8 +68,10 @@ def siren_init_batch(
     )
 
 
-def siren_apply(ws: WeightSpace, coords: jax.Array, w0: float = SIREN_W0) -> jax.Array:
-    """Evaluate SIRENs at coordinates.
+def siren_apply(
+    ws: WeightSpace, coords: jax.Array, w0: float = SIREN_W0, output_offset: float = 0.0
+) -> jax.Array:
+    """Evaluate SIRENs at coordinates, ``f(x) + output_offset``.
 
     ``ws`` leaves have batch shape ``B``; ``coords`` is ``(P, d_0)`` (shared) or
     ``(*B, P, d_0)`` (one set per INR). Returns ``(*B, P, d_L)``.
@@ -67,7 +81,7 @@ def siren_apply(ws: WeightSpace, coords: jax.Array, w0: float = SIREN_W0) -> jax
     for i, (w, b) in enumerate(zip(ws.weights, ws.biases)):
         z = h @ w + b[..., None, :]
         h = jnp.sin(w0 * z) if i < last else z
-    return h
+    return h + output_offset
 
 
 def image_coords(height: int, width: int) -> jax.Array:
@@ -85,15 +99,19 @@ def grid_coords(resolution: int, dim: int = 3) -> jax.Array:
     return grid.reshape(-1, dim)
 
 
-def render_image(ws: WeightSpace, height: int, width: int, w0: float = SIREN_W0) -> jax.Array:
+def render_image(
+    ws: WeightSpace, height: int, width: int, w0: float = SIREN_W0, output_offset: float = 0.0
+) -> jax.Array:
     """Render image INRs to ``(*B, height, width, channels)``."""
-    out = siren_apply(ws, image_coords(height, width), w0)
+    out = siren_apply(ws, image_coords(height, width), w0, output_offset)
     return out.reshape(out.shape[:-2] + (height, width, out.shape[-1]))
 
 
-def render_sdf(ws: WeightSpace, resolution: int, w0: float = SIREN_W0) -> jax.Array:
+def render_sdf(
+    ws: WeightSpace, resolution: int, w0: float = SIREN_W0, output_offset: float = 0.0
+) -> jax.Array:
     """Evaluate SDF INRs on a ``resolution^3`` grid over ``[-1, 1]^3``: ``(*B, r, r, r)``."""
-    out = siren_apply(ws, grid_coords(resolution, 3), w0)
+    out = siren_apply(ws, grid_coords(resolution, 3), w0, output_offset)
     return out.reshape(out.shape[:-2] + (resolution,) * 3)
 
 

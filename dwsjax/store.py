@@ -130,6 +130,11 @@ class InrStore:
         return MLPSpec(tuple(self.identity["spec"]))
 
     @property
+    def output_offset(self) -> float:
+        """The constant the INRs add to their output (render with ``siren_apply(..., output_offset=)``)."""
+        return float(self.identity.get("output_offset", 0.0))
+
+    @property
     def shard_objects(self) -> int:
         return int(self.identity["shard_objects"])
 

@@ -4,7 +4,9 @@
     python -m experiments.bench_fit --psnr 250,500,1000 --psnr-images 1024
 
 The line gives ``inr_steps_per_s`` of :func:`dwsjax.fit.fit_sirens` (SIREN
-2-32-32-1 on 28x28 images, Adam, all local devices), the same figure for a
+2-32-32-1 on 28x28 images, the ``--inr-recipe``'s init, offset and learning
+rate, all local devices; Adam steps actually taken per second, early stopping
+off), the same figure for a
 plain one-INR-at-a-time loop (a jitted ``jax.grad`` + optax step per INR and
 step, ``jnp.sin``) measured in the same run, the achieved matmul GFLOP/s and a
 float32 matmul peak measured here. Uses real Fashion-MNIST images when
@@ -18,6 +20,7 @@ import json
 import time
 
 from dwsjax.devices import use_all_cpu_cores
+from dwsjax.recipes import DEFAULT_RECIPE, RECIPES, fit_recipe
 
 
 def matmul_flops_per_step(widths: tuple[int, ...], pixels: int) -> int:
@@ -36,7 +39,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--sequential-inrs", type=int, default=2)
     parser.add_argument("--psnr", default="", help="comma-separated step budgets for a PSNR table")
     parser.add_argument("--psnr-images", type=int, default=1024)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--early-stop", action="store_true", help="PSNR table: stop INRs at the recipe's target")
+    parser.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES))
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the recipe's)")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
     use_all_cpu_cores()
@@ -63,24 +68,27 @@ def main(argv=None) -> list[dict]:
         out = jax.block_until_ready(fn())
         return time.perf_counter() - start, out
 
-    config = FitConfig(spec, steps=args.steps, learning_rate=args.lr, chunk_size=args.chunk_size)
+    recipe = fit_recipe(args.inr_recipe, "image")
+    recipe = recipe._replace(steps=args.steps, target_psnr=None, learning_rate=args.lr or recipe.learning_rate)
+    config = FitConfig.from_recipe(spec, recipe, chunk_size=args.chunk_size)
     keys = inr_keys(0, np.arange(args.batch), np.zeros(args.batch, int))
     batch_values = values[: args.batch]
     timed(lambda: fit_sirens(keys, coords, batch_values, config))
     fit_seconds, fitted = timed(lambda: fit_sirens(keys, coords, batch_values, config))
-    rate = args.batch * args.steps / fit_seconds
+    rate = int(np.asarray(fitted.steps).sum()) / fit_seconds
 
-    optimizer = optax.adam(args.lr)
+    optimizer = optax.adam(config.learning_rate)
 
     @jax.jit
     def sequential_step(ws, opt_state, target):
-        grads = jax.grad(lambda w: jnp.mean((d.siren_apply(w, coords) - target) ** 2))(ws)
+        loss = lambda w: jnp.mean((d.siren_apply(w, coords, output_offset=config.output_offset) - target) ** 2)  # noqa: E731
+        grads = jax.grad(loss)(ws)
         updates, opt_state = optimizer.update(grads, opt_state, ws)
         return optax.apply_updates(ws, updates), opt_state
 
     def sequential_loop(count, steps):
         for i in range(count):
-            ws = d.siren_init(jax.random.key(i), spec)
+            ws = d.siren_init(jax.random.key(i), spec, scheme=config.init_scheme)
             opt_state = optimizer.init(ws)
             for _ in range(steps):
                 ws, opt_state = sequential_step(ws, opt_state, values[i])
@@ -99,6 +107,8 @@ def main(argv=None) -> list[dict]:
     flops = matmul_flops_per_step(spec.widths, coords.shape[0])
     lines = [{
         "benchmark": "fit_sirens",
+        "recipe": args.inr_recipe,
+        "lr": config.learning_rate,
         "spec": str(spec),
         "image": "28x28",
         "data": source,
@@ -118,12 +128,14 @@ def main(argv=None) -> list[dict]:
 
     for budget in [int(s) for s in args.psnr.split(",") if s]:
         m = args.psnr_images
-        cfg = config._replace(steps=budget)
+        cfg = config._replace(steps=budget, target_psnr=recipe.target_psnr if args.early_stop else None)
         start = time.perf_counter()
         result = fit_sirens(inr_keys(0, np.arange(m), np.zeros(m, int)), coords, values[:m], cfg)
         psnr = np.asarray(result.psnr)
         lines.append({
-            "benchmark": "fit_psnr", "data": source, "images": m, "steps": budget, "lr": args.lr,
+            "benchmark": "fit_psnr", "recipe": args.inr_recipe, "data": source, "images": m, "steps": budget,
+            "lr": cfg.learning_rate, "target_psnr": cfg.target_psnr,
+            "mean_inr_steps": round(float(np.asarray(result.steps).mean()), 1),
             "mean_psnr": round(float(psnr.mean()), 2), "min_psnr": round(float(psnr.min()), 2),
             "seconds": round(time.perf_counter() - start, 1),
         })  # fmt: skip

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.plots import plot_curves
+from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 
 DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
 
@@ -34,7 +35,12 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-objects", type=int, default=None, help="default: all but the validation objects")
     p.add_argument("--val-objects", type=int, default=None, help="default: 1/12 of the train split (5K of 60K)")
     p.add_argument("--test-objects", type=int, default=None, help="default: the whole test split")
-    p.add_argument("--inr-steps", type=int, default=None, help="INR fitting steps (default: dataset preset)")
+    p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
+                   help="INR fitting recipe (dwsjax.recipes): init, output offset, Adam schedule")
+    p.add_argument("--inr-steps", type=int, default=None, help="INR step cap (default: the recipe's)")
+    p.add_argument("--inr-lr", type=float, default=None, help="INR Adam learning rate (default: the recipe's)")
+    p.add_argument("--inr-target-psnr", type=float, default=None,
+                   help="stop fitting an INR at this PSNR (default: the recipe's)")
     p.add_argument("--inr-points", type=int, default=4096, help="SDF/UDF samples per 3D shape")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
@@ -70,9 +76,10 @@ def load_splits(args):
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
     from dwsjax.store import objects_in_order, select
 
-    train_cfg = InrDatasetConfig(args.dataset, "train", views=args.views, steps=args.inr_steps,
-                                 n_points=args.inr_points)  # fmt: skip
-    test_cfg = InrDatasetConfig(args.dataset, "test", views=1, steps=args.inr_steps, n_points=args.inr_points)
+    fitting = dict(recipe=args.inr_recipe, steps=args.inr_steps, learning_rate=args.inr_lr,
+                   target_psnr=args.inr_target_psnr, n_points=args.inr_points)  # fmt: skip
+    train_cfg = InrDatasetConfig(args.dataset, "train", views=args.views, **fitting)
+    test_cfg = InrDatasetConfig(args.dataset, "test", views=1, **fitting)
     known = args.train_objects is not None and args.val_objects is not None
     objects = args.train_objects + args.val_objects if known else None
     progress = not args.no_progress
@@ -137,7 +144,7 @@ def main(argv=None) -> dict:
         "test_accuracy": best.get("test_accuracy"),
         "final_train_accuracy": history["epochs"][-1]["train_accuracy"],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
-        "inr_store_psnr": train_store.summary()["mean_psnr"],
+        "inr_recipe": args.inr_recipe, "inr_store_psnr": train_store.summary()["mean_psnr"],
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps({**results, "history": history["epochs"]}, indent=1))
     write_history_csv(out / "history.csv", history["epochs"])

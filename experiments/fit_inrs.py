@@ -13,6 +13,7 @@ import json
 import time
 
 from dwsjax.devices import use_all_cpu_cores
+from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,10 +23,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--split", default="train", choices=["train", "test"])
     parser.add_argument("--objects", type=int, default=None, help="fit the first N objects (default: all)")
     parser.add_argument("--views", type=int, default=1, help="INRs per object, each from its own init key")
-    parser.add_argument("--steps", type=int, default=None, help="Adam steps per INR (default: dataset preset)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: dataset preset)")
-    parser.add_argument("--target-psnr", type=float, default=None, help="stop an INR once it reaches this PSNR")
-    parser.add_argument("--init-scheme", default="sitzmann", choices=["sitzmann", "dwsnets"])
+    parser.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
+                        help="fitting recipe (dwsjax.recipes): init, output offset, Adam schedule")
+    parser.add_argument("--steps", type=int, default=None, help="Adam step cap per INR (default: the recipe's)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the recipe's)")
+    parser.add_argument("--target-psnr", type=float, default=None,
+                        help="stop an INR once it reaches this PSNR (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-objects", type=int, default=256, help="objects per shard file")
     parser.add_argument("--points", type=int, default=4096, help="SDF samples per 3D shape")
@@ -41,8 +44,8 @@ def main(argv=None) -> dict:
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 
     config = InrDatasetConfig(
-        dataset=args.dataset, split=args.split, views=args.views, seed=args.seed, steps=args.steps,
-        learning_rate=args.lr, target_psnr=args.target_psnr, init_scheme=args.init_scheme,
+        dataset=args.dataset, split=args.split, views=args.views, seed=args.seed, recipe=args.inr_recipe,
+        steps=args.steps, learning_rate=args.lr, target_psnr=args.target_psnr,
         shard_objects=args.shard_objects, n_points=args.points,
     )  # fmt: skip
     start = time.perf_counter()

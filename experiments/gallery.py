@@ -26,10 +26,11 @@ import numpy as np
 from dwsjax.augment import make_step, mixup, mixup_aligned
 from dwsjax.data import load_targets_or_fallback
 from dwsjax.devices import use_all_cpu_cores
-from dwsjax.fit import FitConfig, fit_sirens, inr_keys
+from dwsjax.fit import fit_sirens, inr_keys
+from dwsjax.inr_datasets import InrDatasetConfig
 from dwsjax.matching import align
 from dwsjax.plots import plot_image_grid, save_figure
-from dwsjax.presets import preset
+from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from dwsjax.siren import render_image
 from dwsjax.weights import WeightSpace, flatten_weights
 
@@ -52,6 +53,7 @@ class ExampleInrs(NamedTuple):
     labels: np.ndarray
     class_names: tuple[str, ...]
     psnr: np.ndarray
+    output_offset: float  # render with it: the recipe's constant added to f(x)
 
 
 class Panel(NamedTuple):
@@ -73,14 +75,16 @@ def distinct_class_indices(labels: np.ndarray, count: int) -> np.ndarray:
 
 
 def fit_example_inrs(
-    count: int = 2, steps: int = 500, dataset: str = "fmnist", data_dir=None, seed: int = 0
+    count: int = 2, steps: int | None = None, dataset: str = "fmnist", data_dir=None, seed: int = 0,
+    recipe: str = DEFAULT_RECIPE,
 ) -> ExampleInrs:
-    """One SIREN (the dataset preset's architecture) per test image, for ``count`` distinct classes."""
+    """One SIREN per test image, for ``count`` distinct classes, fitted with ``recipe``
+    (``steps`` overrides its step cap)."""
     name, targets = load_targets_or_fallback(dataset, "test", data_dir, limit=200)
     if targets.kind != "image":
         raise ValueError(f"the gallery renders images; {name} holds {targets.kind} targets")
     idx = distinct_class_indices(targets.labels, count)
-    config = FitConfig(preset(name).spec, steps=steps)
+    config = InrDatasetConfig(name, "test", recipe=recipe, steps=steps).fit_config()
     result = fit_sirens(inr_keys(seed, targets.object_ids[idx], np.zeros(count)), targets.coords,
                         targets.values[idx], config)  # fmt: skip
     return ExampleInrs(
@@ -90,6 +94,7 @@ def fit_example_inrs(
         labels=targets.labels[idx],
         class_names=targets.class_names,
         psnr=np.asarray(result.psnr),
+        output_offset=config.output_offset,
     )
 
 
@@ -99,22 +104,25 @@ def relative_weight_distance(ws_a: WeightSpace, ws_b: WeightSpace) -> jax.Array:
     return jnp.linalg.norm(a - b, axis=-1) / jnp.linalg.norm(a, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("names", "height", "width"))
-def augmented_renders(key: jax.Array, ws: WeightSpace, names: tuple[str, ...], height: int, width: int):
+@functools.partial(jax.jit, static_argnames=("names", "height", "width", "output_offset"))
+def augmented_renders(
+    key: jax.Array, ws: WeightSpace, names: tuple[str, ...], height: int, width: int, output_offset: float = 0.0
+):
     """One compiled program: the render of ``ws`` ``(H, W, C)``, the renders of its
     augmentations ``(len(names), H, W, C)`` and their relative weight changes ``(len(names),)``."""
     keys = jax.random.split(key, len(names))
     augmented = [make_step(name).augmentation(k, ws) for name, k in zip(names, keys)]
-    images = jnp.stack([render_image(a, height, width) for a in augmented])
+    images = jnp.stack([render_image(a, height, width, output_offset=output_offset) for a in augmented])
     changes = jnp.stack([relative_weight_distance(ws, a) for a in augmented])
-    return render_image(ws, height, width), images, changes
+    return render_image(ws, height, width, output_offset=output_offset), images, changes
 
 
 def augmentation_gallery(
-    key: jax.Array, ws: WeightSpace, height: int, width: int, names=GALLERY_AUGMENTATIONS
+    key: jax.Array, ws: WeightSpace, height: int, width: int, names=GALLERY_AUGMENTATIONS, output_offset: float = 0.0
 ) -> list[Panel]:
     """The original INR ``ws`` (one network, no batch axis) and each augmentation of it, rendered."""
-    original, images, weight_changes = jax.device_get(augmented_renders(key, ws, tuple(names), height, width))
+    renders = augmented_renders(key, ws, tuple(names), height, width, output_offset)
+    original, images, weight_changes = jax.device_get(renders)
     output_changes = np.abs(images - original).max(axis=(1, 2, 3))
     return [Panel("original", original, 0.0, 0.0)] + [
         Panel(name, image, float(out), float(w))
@@ -129,7 +137,8 @@ def panel_title(panel: Panel) -> str:
 
 
 def mixup_gallery(
-    key: jax.Array, ws_a: WeightSpace, ws_b: WeightSpace, height: int, width: int, lambdas=MIXUP_LAMBDAS
+    key: jax.Array, ws_a: WeightSpace, ws_b: WeightSpace, height: int, width: int, lambdas=MIXUP_LAMBDAS,
+    output_offset: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Renders ``(len(lambdas), H, W, C)`` of ``lam f_a + (1 - lam) f_b`` for each way of mixing.
 
@@ -137,19 +146,21 @@ def mixup_gallery(
     matching ``b`` to ``a`` (Eq. 5); ``aligned ±``: sign-aware matching;
     ``pixels``: the blend of the two rendered images (what mixing "should" give).
     """
-    renders = jax.device_get(_mixup_renders(key, ws_a, ws_b, jnp.asarray(lambdas, jnp.float32), height, width))
+    lams = jnp.asarray(lambdas, jnp.float32)
+    renders = jax.device_get(_mixup_renders(key, ws_a, ws_b, lams, height, width, output_offset))
     return {row: renders[row] for row in MIXUP_ROWS}  # pytrees sort dict keys; keep the row order
 
 
-@functools.partial(jax.jit, static_argnames=("height", "width"))
-def _mixup_renders(key, ws_a, ws_b, lams, height, width):
+@functools.partial(jax.jit, static_argnames=("height", "width", "output_offset"))
+def _mixup_renders(key, ws_a, ws_b, lams, height, width, output_offset):
     no_label = jnp.zeros((1,))
+    render = functools.partial(render_image, height=height, width=width, output_offset=output_offset)
 
     def mixed(fn, **options):
         weights = jax.vmap(lambda lam: fn(key, ws_a, no_label, ws_b, no_label, lam=lam, **options)[0])(lams)
-        return render_image(weights, height, width)
+        return render(weights)
 
-    image_a, image_b = render_image(ws_a, height, width), render_image(ws_b, height, width)
+    image_a, image_b = render(ws_a), render(ws_b)
     return {
         "direct": mixed(mixup),
         "aligned": mixed(mixup_aligned),
@@ -211,7 +222,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="docs/figures/gallery.png", help="figure path (.png, .pdf, .svg)")
     p.add_argument("--dataset", default="fmnist", choices=["fmnist", "mnist", "cifar10", "synthetic2d"])
-    p.add_argument("--steps", type=int, default=500, help="INR fitting steps")
+    p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES), help="INR fitting recipe")
+    p.add_argument("--steps", type=int, default=None, help="INR step cap (default: the recipe's)")
     p.add_argument("--seed", type=int, default=0, help="INR initialisation and augmentation seed")
     p.add_argument("--dpi", type=int, default=100)
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
@@ -221,12 +233,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     use_all_cpu_cores()
-    inrs = fit_example_inrs(2, args.steps, args.dataset, args.data_dir, args.seed)
+    inrs = fit_example_inrs(2, args.steps, args.dataset, args.data_dir, args.seed, args.inr_recipe)
     height, width = inrs.images.shape[1:3]
     ws_a, ws_b = (jax.tree.map(lambda x, i=i: x[i], inrs.weights) for i in range(2))
     key_aug, key_mix = jax.random.split(jax.random.key(args.seed))
-    panels = augmentation_gallery(key_aug, ws_a, height, width)
-    mixups = mixup_gallery(key_mix, ws_a, ws_b, height, width)
+    panels = augmentation_gallery(key_aug, ws_a, height, width, output_offset=inrs.output_offset)
+    mixups = mixup_gallery(key_mix, ws_a, ws_b, height, width, output_offset=inrs.output_offset)
     distances = mixup_weight_distances(ws_a, ws_b)
     a, b = (inrs.class_names[label] for label in inrs.labels)
     title = f"{inrs.dataset}: a = {a} ({inrs.psnr[0]:.1f} dB), b = {b} ({inrs.psnr[1]:.1f} dB)"

@@ -12,7 +12,7 @@ the same cells where the paper reports them) is rendered again.
 
 CPU protocol (2 cores, no GPU; see the README): 2,000 training objects with
 one view (500 validation and 2,000 test objects, one view), SIRENs fitted for
-the preset number of steps, DWS with 32 channels (the DWSNets MNIST setting;
+the default recipe (``--inr-recipe`` picks another), DWS with 32 channels (the DWSNets MNIST setting;
 the augmentation paper uses 128), 40 epochs of AdamW with batch 64, learning
 rate 1e-3 and weight decay 5e-4, best validation epoch reported.
 """
@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
 from experiments.tables import mean_pm_std
 
@@ -46,6 +47,7 @@ class Protocol(NamedTuple):
     hidden: int | None = None
     inr_steps: int | None = None
     inr_points: int | None = None
+    inr_recipe: str = DEFAULT_RECIPE
 
 
 class Run(NamedTuple):
@@ -92,7 +94,7 @@ SETS: dict[str, tuple[Protocol, list[tuple[str, str, int]]]] = {
 }
 
 COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch",
-           "final_train_accuracy", "train_inrs", "params", "train_samples_per_s", "inr_store_psnr",
+           "final_train_accuracy", "train_inrs", "params", "train_samples_per_s", "inr_recipe", "inr_store_psnr",
            "wall_seconds"]  # fmt: skip
 
 
@@ -117,7 +119,8 @@ def classify_argv(protocol: Protocol, run: Run, out: Path, data_dir: str | None,
             "--train-objects", str(protocol.train_objects), "--val-objects", str(protocol.val_objects),
             "--test-objects", str(protocol.test_objects), "--epochs", str(protocol.epochs),
             "--batch-size", str(protocol.batch_size), "--lr", str(protocol.lr),
-            "--weight-decay", str(protocol.weight_decay), "--cache-dir", cache_dir,
+            "--weight-decay", str(protocol.weight_decay), "--inr-recipe", protocol.inr_recipe,
+            "--cache-dir", cache_dir,
             "--out", str(out), "--resume", "--plot"]  # fmt: skip
     if protocol.hidden is not None:
         argv += ["--hidden", str(protocol.hidden)]
@@ -130,23 +133,24 @@ def classify_argv(protocol: Protocol, run: Run, out: Path, data_dir: str | None,
     return argv
 
 
-def is_done(rows: list[dict], dataset: str, run: Run) -> bool:
-    key = (dataset, run.model, run.augment, str(run.views), str(run.seed))
-    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"]) == key for r in rows)
+def is_done(rows: list[dict], protocol: Protocol, run: Run) -> bool:
+    key = (protocol.dataset, run.model, run.augment, str(run.views), str(run.seed), protocol.inr_recipe)
+    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r.get("inr_recipe")) == key
+               for r in rows)  # fmt: skip
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views) cell."""
+    """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, INR recipe) cell."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        cells.setdefault((r["dataset"], r["model"], r["augment"], int(r["views"])), []).append(r)
-    lines = ["| dataset | model | augmentation | views | test acc. (%) | train acc. (%) | seeds | paper (%) |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        cells.setdefault((r["dataset"], r["model"], r["augment"], int(r["views"]), r["inr_recipe"]), []).append(r)
+    lines = ["| dataset | model | augmentation | views | INR recipe | test acc. (%) | train acc. (%) | seeds | paper (%) |",
+             "|---|---|---|---:|---|---:|---:|---:|---:|"]  # fmt: skip
     for key, runs in cells.items():
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
         train = 100 * np.array([float(r["final_train_accuracy"]) for r in runs])
-        paper = PAPER.get(key)
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {mean_pm_std(test)} | "
+        paper = PAPER.get(key[:4])
+        lines.append(f"| {' | '.join(map(str, key))} | {mean_pm_std(test)} | "
                      f"{train.mean():.1f} | {len(runs)} | {'—' if paper is None else f'{paper:.1f}'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -184,6 +188,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--runs-dir", default="runs/reproduce", help="run directories (checkpoints, curves)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"))
+    p.add_argument("--inr-recipe", default=None, choices=sorted(RECIPES),
+                   help=f"INR fitting recipe of every run (default: the set's, {DEFAULT_RECIPE} for all sets)")
     p.add_argument("--table-only", action="store_true", help="only render the markdown table")
     return p.parse_args(argv)
 
@@ -199,17 +205,19 @@ def main(argv=None) -> Path:
         if args.augment is not None:
             raise ValueError(f"--augment selects cells of classification sets; {args.set!r} is a SimCLR set")
         path = run_ssl_set(args.set, seeds, Path(args.results_dir), Path(args.runs_dir), args.data_dir,
-                           args.cache_dir, args.table_only)  # fmt: skip
+                           args.cache_dir, args.table_only, args.inr_recipe or DEFAULT_RECIPE)  # fmt: skip
         print(path.read_text())
         return path
     augments = None if args.augment is None else args.augment.split(",")
     protocol, runs = runs_of(args.set, seeds, augments)
+    if args.inr_recipe is not None:
+        protocol = protocol._replace(inr_recipe=args.inr_recipe)
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path = results_dir / f"{args.set}.csv"
     if not args.table_only:
         for i, run in enumerate(runs):
-            if is_done(read_csv_rows(csv_path), protocol.dataset, run):
+            if is_done(read_csv_rows(csv_path), protocol, run):
                 print(f"[{i + 1}/{len(runs)}] {run.name}: already in {csv_path}, skipped")
                 continue
             print(f"[{i + 1}/{len(runs)}] {run.name}", flush=True)

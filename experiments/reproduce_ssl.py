@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from dwsjax.recipes import DEFAULT_RECIPE
 from experiments.tables import mean_pm_std
 
 # Set name -> ``experiments.ssl`` arguments (all but seed and directories). The fmnist CPU protocol
@@ -45,11 +46,12 @@ COLUMNS = ["seed", "fraction", "labelled_inrs", "batch_size",
            *(f"{arm}_{field}" for arm in ARMS for field in ("test_accuracy", "val_accuracy", "best_epoch")),
            "random_probe_test_accuracy", "simclr_probe_test_accuracy",
            "pretrain_final_loss", "pretrain_final_contrastive_accuracy", "pretrain_seconds",
-           "classify_seconds"]  # fmt: skip
+           "classify_seconds", "inr_recipe"]  # fmt: skip
 
 
-def ssl_argv(set_name: str, seed: int, out: Path, data_dir: str | None, cache_dir: str) -> list[str]:
-    argv = SSL_SETS[set_name] + ["--seed", str(seed), "--cache-dir", cache_dir, "--out", str(out), "--resume"]
+def ssl_argv(set_name: str, seed: int, out: Path, data_dir: str | None, cache_dir: str, inr_recipe: str) -> list[str]:
+    argv = SSL_SETS[set_name] + ["--seed", str(seed), "--inr-recipe", inr_recipe, "--cache-dir", cache_dir,
+                                 "--out", str(out), "--resume"]  # fmt: skip
     return argv if data_dir is None else argv + ["--data-dir", data_dir]
 
 
@@ -105,7 +107,7 @@ def write_table(results_dir: Path, set_name: str) -> Path:
 
 
 def run_ssl_set(set_name: str, seeds: list[int], results_dir: Path, runs_dir: Path, data_dir: str | None,
-                cache_dir: str, table_only: bool = False) -> Path:  # fmt: skip
+                cache_dir: str, table_only: bool = False, inr_recipe: str = DEFAULT_RECIPE) -> Path:  # fmt: skip
     """Run the set's missing seeds one by one, appending each to the CSV; ``-> the markdown table``."""
     from experiments import ssl
 
@@ -117,7 +119,8 @@ def run_ssl_set(set_name: str, seeds: list[int], results_dir: Path, runs_dir: Pa
             continue
         print(f"[{i + 1}/{len(seeds)}] {set_name} seed {seed}", flush=True)
         start = time.perf_counter()
-        results = ssl.main(ssl_argv(set_name, seed, runs_dir / set_name / f"s{seed}", data_dir, cache_dir))
+        out = runs_dir / set_name / f"s{seed}"
+        results = ssl.main(ssl_argv(set_name, seed, out, data_dir, cache_dir, inr_recipe))
         print(f"seed {seed} took {time.perf_counter() - start:.0f} s")
         append_csv_rows(csv_path, seed_rows(results), COLUMNS)
         write_table(results_dir, set_name)

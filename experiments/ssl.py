@@ -226,7 +226,7 @@ def main(argv=None) -> dict:
         "pretrain_final_loss": last.get("loss"),
         "pretrain_final_contrastive_accuracy": last.get("contrastive_accuracy"),
         "pretrain_seconds": pretrain_seconds, "classify_seconds": classify_seconds,
-        "inr_store_psnr": train_store.summary()["mean_psnr"],
+        "inr_recipe": args.inr_recipe, "inr_store_psnr": train_store.summary()["mean_psnr"],
         "fractions": rows,
     }  # fmt: skip
     full = {**results, "pretrain_history": pretrain_history["epochs"], "histories": histories}

@@ -37,13 +37,14 @@ import time
 from pathlib import Path
 
 from dwsjax.files import atomic_write_text, read_csv_rows
+from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.classify import DATASETS
 
 RUN_FIELDS = [
     "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
     "internal_accuracy", "val_accuracy", "test_accuracy", "train_samples_per_s", "seconds",
 ]  # fmt: skip
-SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_steps", "inr_points",
+SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_recipe", "inr_steps", "inr_points",
             "epochs", "equal_steps", "batch_size", "lr", "weight_decay"]  # fmt: skip
 
 
@@ -74,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--budget", type=int, default=None, help="training INRs of experiment 3 (default: --objects)")
     p.add_argument("--val-objects", type=int, default=200, help="held-out train-split objects (view 0)")
     p.add_argument("--test-objects", type=int, default=1000, help="test-split objects (view 0)")
-    p.add_argument("--inr-steps", type=int, default=None, help="INR fitting steps (default: dataset preset)")
+    p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
+                   help="INR fitting recipe (dwsjax.recipes): init, output offset, Adam schedule")
+    p.add_argument("--inr-steps", type=int, default=None, help="INR step cap (default: the recipe's)")
     p.add_argument("--inr-points", type=int, default=4096, help="SDF/UDF samples per 3D shape")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--equal-steps", action="store_true",
@@ -331,7 +334,8 @@ def main(argv=None) -> dict:
     done = {run_key(r["objects"], r["views"], r["seed"]) for r in rows}
     pending = [r for r in runs if run_key(*r) not in done]
     if pending:
-        store_args = argparse.Namespace(**{**vars(args), "views": args.max_views, "train_objects": pool_objects})
+        store_args = argparse.Namespace(**{**vars(args), "views": args.max_views, "train_objects": pool_objects,
+                                           "inr_lr": None, "inr_target_psnr": None})  # fmt: skip
         pool, val, test, store = load_splits(store_args)
         pool, val, test = on_host(pool), on_host(val), on_host(test)
         num_classes = len(store.metadata["class_names"])

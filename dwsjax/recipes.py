@@ -1,0 +1,62 @@
+"""Named SIREN fitting recipes: how the INRs of a dataset are initialised and fitted.
+
+A recipe is data: the init scheme (:func:`dwsjax.siren.siren_init`), the output
+offset ``c`` in ``y = f(x) + c``, and Adam's learning rate, step cap and
+early-stopping PSNR. Each name has an ``"image"`` and a ``"shape"`` variant
+(:attr:`dwsjax.presets.InrPreset.kind`). A store records the recipe it was
+fitted with in its identity, so INRs of different recipes never mix.
+
+- ``dwsnets``: the recipe of the INR datasets of DWSNets (Navon et al. 2023) and
+  of the augmentation paper (Shamsian et al. 2024, Appendix B), as in DWSNets'
+  ``nn/inr.py``: DWSNets init, zero biases, ``y = f(x) + 0.5``, Adam at lr 5e-4
+  for up to 10,000 steps, stopping an INR at 40 dB PSNR.
+- ``dwsnets-fast`` (the default): the same init and offset with the cheapest
+  schedule whose INRs classify as well (``results/fit-schedules.md``).
+- ``sitzmann``: Sitzmann init with random biases, no offset, Adam at lr 1e-3 for
+  500 steps: what dwsjax used before; its INRs hide the class (README).
+
+The papers fit no 3D INRs with this recipe; for SDF/UDF shapes every recipe
+keeps its init and zero biases, and, as our choice, uses no output offset
+(distances are centred near zero), Adam at lr 1e-3 for 1,000 steps and no early
+stopping (PSNR over a distance range of 2 is a weak stopping rule for surfaces).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class FitRecipe(NamedTuple):
+    init: str
+    output_offset: float
+    learning_rate: float
+    steps: int
+    target_psnr: float | None
+
+
+_SHAPE_ADAM = {"output_offset": 0.0, "learning_rate": 1e-3, "steps": 1000, "target_psnr": None}
+
+RECIPES: dict[str, dict[str, FitRecipe]] = {
+    "dwsnets": {
+        "image": FitRecipe("dwsnets", output_offset=0.5, learning_rate=5e-4, steps=10_000, target_psnr=40.0),
+        "shape": FitRecipe("dwsnets", **_SHAPE_ADAM),
+    },
+    "dwsnets-fast": {
+        "image": FitRecipe("dwsnets", output_offset=0.5, learning_rate=1e-3, steps=1000, target_psnr=40.0),
+        "shape": FitRecipe("dwsnets", **_SHAPE_ADAM),
+    },
+    "sitzmann": {
+        "image": FitRecipe("sitzmann", output_offset=0.0, learning_rate=1e-3, steps=500, target_psnr=None),
+        "shape": FitRecipe("sitzmann", **_SHAPE_ADAM),
+    },
+}
+DEFAULT_RECIPE = "dwsnets-fast"
+
+
+def fit_recipe(name: str, kind: str) -> FitRecipe:
+    """The ``kind`` (``"image"`` or ``"shape"``) variant of recipe ``name``."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown INR recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    if kind not in RECIPES[name]:
+        raise ValueError(f"INR recipe {name!r} has no {kind!r} variant; it has {', '.join(RECIPES[name])}")
+    return RECIPES[name][kind]
