@@ -142,6 +142,16 @@ def check_finite(ws: WeightSpace, what: str = "weight space") -> None:
                 )
 
 
+def finite_rows(ws: WeightSpace) -> np.ndarray:
+    """Boolean mask ``(n,)`` of the samples of a flat batch ``(n,)`` whose every weight and
+    bias is finite (host-side; ``select(data, finite_rows(data.weights))`` drops the others)."""
+    n = batch_size(ws)
+    finite = np.ones(n, bool)
+    for leaf in jax.tree.leaves(ws):
+        finite &= np.isfinite(np.asarray(leaf)).reshape(n, -1).all(axis=1)
+    return finite
+
+
 class WeightStats(NamedTuple):
     """Mean and std of a dataset of weight spaces, each shaped like one sample.
 
