@@ -10,10 +10,11 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from dwsjax.data import load_targets
+from dwsjax.data import FitTargets, load_targets
 from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
-from dwsjax.store import InrStore, fit_status
+from dwsjax.files import removed_on_failure
+from dwsjax.store import MANIFEST, InrStore, fit_status
 from dwsjax.weights import flatten_weights
 
 PART_OBJECTS = 64
@@ -61,7 +62,7 @@ class InrDatasetConfig(NamedTuple):
         }
 
 
-def fit_rows(targets, rows: np.ndarray, views: np.ndarray, seed: int, fit_config: FitConfig) -> dict[str, np.ndarray]:
+def fit_rows(targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int, fit_config: FitConfig) -> dict[str, np.ndarray]:
     """Fit one SIREN per ``(targets row, view)`` pair: the store's columns
     (:data:`dwsjax.store.SHARD_COLUMNS`), ``weights`` flat ``(n, num_params)``."""
     coords = targets.coords if targets.coords.ndim == 2 else targets.coords[rows]
@@ -96,18 +97,27 @@ def build_inr_store(
     (those beyond the requested objects are only dropped). A shard is fitted in
     parts of at most :data:`PART_OBJECTS` objects, each written to its own file as
     soon as it is fitted and reused by a rerun, so a kill loses at most
-    ``PART_OBJECTS * views`` fitted INRs.
+    ``PART_OBJECTS * views`` fitted INRs. A failed call that created the store
+    directory and fitted nothing removes it again.
     """
     if config.views < 1:
         raise ValueError(f"views must be >= 1, got {config.views}")
-    store = InrStore.create_or_resume(out_dir, config.identity())
-    targets = load_targets(
-        config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
-    )
-    store.update_metadata(
-        class_names=list(targets.class_names), kind=targets.kind, object_shape=list(targets.shape)
-    )
-    fit_config = config.fit_config(chunk_size)
+    with removed_on_failure(out_dir, disposable=(MANIFEST,)):
+        store = InrStore.create_or_resume(out_dir, config.identity())
+        targets = load_targets(
+            config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
+        )
+        store.update_metadata(
+            class_names=list(targets.class_names), kind=targets.kind, object_shape=list(targets.shape)
+        )
+        fit_missing_shards(store, targets, config, config.fit_config(chunk_size), progress)
+    return store
+
+
+def fit_missing_shards(
+    store: InrStore, targets: FitTargets, config: InrDatasetConfig, fit_config: FitConfig, progress: bool
+) -> None:
+    """Repair ``store``, then fit every shard of ``targets`` it lacks, part by part (see :func:`build_inr_store`)."""
     n_objects = len(targets.labels)
     per_shard = config.shard_objects
     for index, problem in store.repair().items():
@@ -115,7 +125,7 @@ def build_inr_store(
         action = f"refitting objects {first}..{min(n_objects, first + per_shard) - 1}" if first < n_objects else (
             f"dropped, not refitted: it lies beyond the {n_objects} objects asked for")  # fmt: skip
         warnings.warn(f"INR store {store.root}: {store.shard_path(index).name} is damaged ({problem}); {action}",
-                      stacklevel=2)  # fmt: skip
+                      stacklevel=3)  # fmt: skip
     pending = []
     for index in range(math.ceil(n_objects / per_shard)):
         count = (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
@@ -147,4 +157,3 @@ def build_inr_store(
             bar.set_postfix(psnr=f"{columns['psnr'].mean():.1f}", failed=int((columns["status"] != "ok").sum()))
         store.finish_shard(index, parts)
     bar.close()
-    return store

@@ -21,7 +21,9 @@ import os
 from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
+from dwsjax.files import removed_on_failure
 from dwsjax.plots import plot_curves
+from experiments.cli import make_parser, run_cli
 
 DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
 
@@ -29,7 +31,8 @@ DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Data, training and run options shared by the experiment CLIs (:func:`load_splits` reads them)."""
     p.add_argument("--dataset", default="synthetic2d", choices=DATASETS)
-    p.add_argument("--hidden", type=int, default=None, help="model width (dws channels / gnn node dim / ...)")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="model width (dws channels / gnn node dim / ...; default: the model's)")
     p.add_argument("--views", type=int, default=1, help="training views per object")
     p.add_argument("--train-objects", type=int, default=None, help="default: all but the validation objects")
     p.add_argument("--val-objects", type=int, default=None, help="default: 1/12 of the train split (5K of 60K)")
@@ -48,7 +51,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     add_common_arguments(p)
     p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
     p.add_argument("--augment", default="none",
@@ -107,12 +110,18 @@ def write_history_csv(path: Path, epochs: list[dict]) -> None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     use_all_cpu_cores()
+    run_name = f"{args.dataset}_{args.model}_{args.augment.replace(',', '+')}_v{args.views}_s{args.seed}"
+    out = Path(args.out or Path("runs") / run_name)
+    with removed_on_failure(out):
+        return run(args, run_name, out)
+
+
+def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
+    """Fit or reuse the stores, train, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
-    run_name = f"{args.dataset}_{args.model}_{args.augment.replace(',', '+')}_v{args.views}_s{args.seed}"
-    out = Path(args.out or Path("runs") / run_name)
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
@@ -148,4 +157,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -1,4 +1,4 @@
-"""Fit a dataset split into an INR store (resumable, sharded, atomic).
+r"""Fit a dataset split into an INR store (resumable, sharded, atomic).
 
     python -m experiments.fit_inrs --dataset fmnist --split train --objects 1024 \
         --views 2 --out stores/fmnist_train
@@ -13,10 +13,11 @@ import json
 import time
 
 from dwsjax.devices import use_all_cpu_cores
+from experiments.cli import make_parser, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--dataset", default="synthetic2d",
                         choices=["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"])
     parser.add_argument("--split", default="train", choices=["train", "test"])
@@ -24,7 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--views", type=int, default=1, help="INRs per object, each from its own init key")
     parser.add_argument("--steps", type=int, default=None, help="Adam steps per INR (default: dataset preset)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: dataset preset)")
-    parser.add_argument("--target-psnr", type=float, default=None, help="stop an INR once it reaches this PSNR")
+    parser.add_argument("--target-psnr", type=float, default=None,
+                        help="stop an INR once it reaches this PSNR (default: never)")
     parser.add_argument("--init-scheme", default="sitzmann", choices=["sitzmann", "dwsnets"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-objects", type=int, default=256, help="objects per shard file")
@@ -53,4 +55,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -32,6 +32,7 @@ from dwsjax.plots import plot_image_grid, save_figure
 from dwsjax.presets import preset
 from dwsjax.siren import render_image
 from dwsjax.weights import WeightSpace, flatten_weights
+from experiments.cli import make_parser, run_cli
 
 GALLERY_AUGMENTATIONS = (
     "translate", "rotate", "scale",
@@ -208,7 +209,7 @@ def plot_gallery(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--out", default="docs/figures/gallery.png", help="figure path (.png, .pdf, .svg)")
     p.add_argument("--dataset", default="fmnist", choices=["fmnist", "mnist", "cifar10", "synthetic2d"])
     p.add_argument("--steps", type=int, default=500, help="INR fitting steps")
@@ -242,4 +243,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

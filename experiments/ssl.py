@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from dwsjax.devices import use_all_cpu_cores
-from dwsjax.files import atomic_write_text
+from dwsjax.files import atomic_write_text, removed_on_failure
 from experiments.classify import add_common_arguments, load_splits, write_history_csv
+from experiments.cli import make_parser, run_cli
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
 # Test accuracies recorded per labelled fraction: both classifier arms, then the linear probes.
@@ -49,7 +50,7 @@ TEST_ACCURACIES = ("scratch_test_accuracy", "simclr_test_accuracy", "random_prob
 def parse_args(argv=None) -> argparse.Namespace:
     from dwsjax.ssl import DEFAULT_TEMPERATURE, SSL_AUGMENTATIONS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     add_common_arguments(p)
     p.add_argument("--model", default="dws", choices=["dws"], help="backbone (needs a features() method)")
     p.add_argument("--augment", default=SSL_AUGMENTATIONS, help="SimCLR view pipeline (see classify --augment)")
@@ -177,13 +178,19 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     fractions = parse_fractions(args.label_fractions)
     use_all_cpu_cores()
+    out = Path(args.out or Path("runs") / f"ssl_{args.dataset}_{args.model}_s{args.seed}")
+    with removed_on_failure(out):
+        return run(args, fractions, out)
+
+
+def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
+    """Pre-train, train both arms per label fraction, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model, width_config
     from dwsjax.ssl import pretrain_simclr, representations, simclr_model
     from dwsjax.train import TrainConfig, create_state
     from dwsjax.weights import weight_stats
 
-    out = Path(args.out or Path("runs") / f"ssl_{args.dataset}_{args.model}_s{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
@@ -240,4 +247,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
