@@ -108,7 +108,8 @@ def build_inr_store(
             config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
         )
         store.update_metadata(
-            class_names=list(targets.class_names), kind=targets.kind, object_shape=list(targets.shape)
+            class_names=list(targets.class_names), kind=targets.kind, object_shape=list(targets.shape),
+            activation="sine",
         )
         fit_missing_shards(store, targets, config, config.fit_config(chunk_size), progress)
     return store

@@ -253,6 +253,12 @@ class InrStore:
     def metadata(self) -> dict:
         return self.manifest.get("metadata", {})
 
+    @property
+    def activation(self) -> str:
+        """The INRs' activation, ``"sine"`` for every store :mod:`dwsjax.inr_datasets` fits
+        (SIRENs; stores written before this was recorded hold SIRENs too)."""
+        return self.metadata.get("activation", "sine")
+
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=1).encode()
         atomic_write_bytes(self.root / MANIFEST, lambda f: f.write(text))

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     model = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
-    augment = None if args.augment == "none" else build_pipeline(args.augment)
+    augment = None if args.augment == "none" else build_pipeline(args.augment, activation=train_store.activation)
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
                                checkpoint_dir=out / "checkpoints", resume=args.resume,
                                progress=not args.no_progress)  # fmt: skip

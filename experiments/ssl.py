@@ -143,16 +143,15 @@ def add_linear_probes(rows: list[dict], features: dict, train, test, seed: int) 
                 train_features[mask], train.labels[mask], test_features, test.labels)
 
 
-def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_classes, stats, out: Path):
+def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_classes, stats, augment,
+                            out: Path):  # fmt: skip
     """Train ``backbone`` from scratch and from the ``pretrained`` encoder on every
-    labelled fraction: ``-> (rows, histories)`` with each arm's best-validation
-    epoch and its test accuracy."""
-    from dwsjax.augment import build_pipeline
+    labelled fraction, both with the pipeline ``augment`` (or none): ``-> (rows, histories)``
+    with each arm's best-validation epoch and its test accuracy."""
     from dwsjax.store import select
     from dwsjax.train import TrainConfig, train_classifier
 
     train, val, test = splits
-    augment = None if args.finetune_augment == "none" else build_pipeline(args.finetune_augment)
     rows, histories = [], {}
     for fraction in fractions:
         labelled = select(train, labelled_mask(train, fraction, args.seed))
@@ -194,6 +193,9 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
+    view_augment = build_pipeline(args.augment, activation=train_store.activation)
+    finetune_augment = None if args.finetune_augment == "none" else build_pipeline(
+        args.finetune_augment, activation=train_store.activation)  # fmt: skip
     stats = weight_stats(train.weights)
     backbone = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
     simclr = simclr_model(backbone, projection_dim=args.projection_dim)
@@ -204,14 +206,15 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
                                   seed=args.seed)  # fmt: skip
     start = time.perf_counter()
     pretrained, pretrain_history = pretrain_simclr(
-        simclr, train, pretrain_config, build_pipeline(args.augment), args.temperature, stats,
+        simclr, train, pretrain_config, view_augment, args.temperature, stats,
         checkpoint_dir=out / "pretrain", resume=args.resume, progress=progress,
     )  # fmt: skip
     pretrain_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     rows, histories = compare_with_few_labels(args, fractions, backbone, pretrained["backbone"],
-                                              (train, val, test), len(class_names), stats, out)  # fmt: skip
+                                              (train, val, test), len(class_names), stats, finetune_augment,
+                                              out)  # fmt: skip
     classify_seconds = time.perf_counter() - start
 
     encoders = {"random": create_state(simclr, train, pretrain_config).params["backbone"],

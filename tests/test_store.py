@@ -123,7 +123,7 @@ def test_store_records_and_batches(complete_store):
     np.testing.assert_array_equal(data.view_ids, np.tile([0, 1], 10))
     np.testing.assert_array_equal(data.object_ids, np.repeat(np.arange(10), 2))
     assert complete_store.summary()["ok"] == 20
-    assert complete_store.metadata["kind"] == "image"
+    assert complete_store.metadata["kind"] == "image" and complete_store.activation == "sine"
     one_view = complete_store.load(views=1)
     assert set(one_view.view_ids.tolist()) == {0}
     batches = list(iterate_batches(data, 8, jax.random.key(0)))
