@@ -125,7 +125,7 @@ def fit_missing_shards(
         first = index * per_shard
         action = f"refitting objects {first}..{min(n_objects, first + per_shard) - 1}" if first < n_objects else (
             f"dropped, not refitted: it lies beyond the {n_objects} objects asked for")  # fmt: skip
-        warnings.warn(f"INR store {store.root}: {store.shard_path(index).name} is damaged ({problem}); {action}",
+        warnings.warn(f"INR store {store.root}: {store.shard_path(index).name} is damaged: {problem}; {action}",
                       stacklevel=3)  # fmt: skip
     pending = []
     for index in range(math.ceil(n_objects / per_shard)):

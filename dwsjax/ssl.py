@@ -34,6 +34,7 @@ from dwsjax.train import (
     TrainState,
     batch_shardings,
     check_batch_size,
+    check_epochs,
     check_finite_split,
     create_state,
     epoch_batches,
@@ -172,6 +173,7 @@ def pretrain_simclr(
     sharding, replicated = batch_shardings()
     n = len(train.labels)
     check_batch_size(config.batch_size, n, sharding)
+    check_epochs(config.epochs)
     check_finite_split("train", train)
     train = on_host(train)
     stats = normalisation_stats(train.weights, stats)

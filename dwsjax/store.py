@@ -305,8 +305,8 @@ class InrStore:
         raw = path.read_bytes()
         if "sha256" in entry and sha256(raw) != entry["sha256"]:
             raise DamagedShardError(
-                path, f"its SHA-256 does not match the manifest (the file changed after it was written; "
-                      f"{len(raw)} bytes)"
+                path, f"its SHA-256 does not match the manifest, the file changed after it was written "
+                      f"(it now has {len(raw)} bytes)"
             )  # fmt: skip
         if not parse:
             return {}

@@ -129,9 +129,16 @@ def _listed(values: np.ndarray, limit: int = 10) -> str:
     return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
 
+def check_epochs(epochs: int) -> None:
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs} (--epochs)")
+
+
 def check_finite_split(name: str, data: InrBatch) -> None:
-    """Refuse a split with NaN/inf weights, naming the INRs: one NaN weight otherwise
-    turns the normalisation statistics, every loss and every prediction into NaN silently."""
+    """Refuse an empty split, or one with NaN/inf weights, naming the INRs: one NaN weight
+    otherwise turns the normalisation statistics, every loss and every prediction into NaN silently."""
+    if len(data.labels) == 0:
+        raise ValueError(f"the {name} set is empty; give it at least one INR")
     bad = np.flatnonzero(~finite_rows(data.weights))
     if bad.size:
         raise ValueError(
@@ -179,6 +186,8 @@ def batch_shardings() -> tuple[NamedSharding, NamedSharding]:
 
 def check_batch_size(batch_size: int, n: int, sharding: NamedSharding) -> None:
     devices = sharding.mesh.devices.size
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size} (--batch-size)")
     if batch_size % devices:
         raise ValueError(f"batch size {batch_size} must be a multiple of the {devices} local devices")
     if n < batch_size:
@@ -309,6 +318,7 @@ def train_classifier(
     parameters (:func:`overlay_params`); ``stats`` overrides the normalisation
     statistics (default: those of ``train``).
     """
+    check_epochs(config.epochs)
     for name, data in {"train": train, "val": val, "test": test, **(final_eval or {})}.items():
         check_finite_split(name, data)
         check_labels(name, data.labels, num_classes)

@@ -148,7 +148,8 @@ def finite_rows(ws: WeightSpace) -> np.ndarray:
     n = batch_size(ws)
     finite = np.ones(n, bool)
     for leaf in jax.tree.leaves(ws):
-        finite &= np.isfinite(np.asarray(leaf)).reshape(n, -1).all(axis=1)
+        leaf = np.asarray(leaf)
+        finite &= np.isfinite(leaf).all(axis=tuple(range(1, leaf.ndim)))
     return finite
 
 

@@ -66,8 +66,26 @@ def store_dir(cache_dir: str, identity: dict) -> Path:
     return Path(cache_dir) / f"{identity['dataset']}_{identity['split']}_v{identity['views']}_{digest}"
 
 
+def check_object_counts(args) -> None:
+    """Refuse an object count below 1 (an empty split)."""
+    for flag, value in (("--train-objects", args.train_objects), ("--val-objects", args.val_objects),
+                        ("--test-objects", args.test_objects)):  # fmt: skip
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+
+
+def failed_fits_hint(summary: dict) -> str:
+    """Why fewer objects than asked for may be usable: INRs whose fit failed are left out."""
+    failed = summary["nan"] + summary["diverged"]
+    if not failed:
+        return ""
+    return (f" ({failed} of the store's {summary['inrs']} INRs failed to fit and are left out: "
+            "raise --inr-steps or lower the fitting learning rate)")  # fmt: skip
+
+
 def load_splits(args):
     """Train, validation and test :class:`InrBatch` es, fitting or reusing the stores."""
+    check_object_counts(args)
     import numpy as np
 
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
@@ -91,6 +109,7 @@ def load_splits(args):
         raise ValueError(
             f"cannot take {n_train} train + {n_val} validation objects from the {len(object_ids)} "
             f"fitted objects of {args.dataset}; lower --train-objects/--val-objects"
+            + failed_fits_hint(train_store.summary())
         )
     in_train = np.isin(fitted.object_ids, object_ids[:n_train])
     in_val = np.isin(fitted.object_ids, object_ids[n_train : n_train + n_val]) & (fitted.view_ids == 0)

@@ -2,14 +2,16 @@
 
 A user mistake (missing data, a bad flag value, a damaged file: our code raises
 ``ValueError`` or ``FileNotFoundError`` saying what is wrong and how to fix it)
-ends the command with that one line on stderr and exit status 1; ``--debug``
-shows the traceback instead.
+ends the command with that one line on stderr and exit status 1, and warnings
+(e.g. a damaged store shard being refitted) print as one line; ``--debug``
+shows the traceback and the warnings' source lines instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Callable, Sequence
 
 USER_ERRORS = (ValueError, FileNotFoundError)
@@ -50,10 +52,17 @@ def make_parser(description: str | None) -> CliParser:
     return parser
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings`` format for the command line: ``warning: <message>``, no source location."""
+    return f"warning: {message}\n"
+
+
 def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
     """Call ``main(argv)`` (default: the command line); a user error becomes one line on
-    stderr and exit status 1 unless ``--debug`` is given."""
+    stderr and exit status 1, and warnings print as ``warning: ...``, unless ``--debug`` is given."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" not in argv:
+        warnings.formatwarning = one_line_warning
     try:
         main(argv)
     except USER_ERRORS as err:

@@ -118,3 +118,20 @@ def test_labels_outside_the_classes_are_refused():
     sets = tiny_splits()
     with pytest.raises(ValueError, match=r"the train set has 2 labels outside 0..1 \(indices 2, 5, labels 2, 2\)"):
         train_tiny(sets, num_classes=2)
+
+
+@pytest.mark.parametrize("option,message", [(dict(epochs=0), "epochs must be >= 1, got 0"),
+                                            (dict(batch_size=0), "batch size must be >= 1, got 0")])  # fmt: skip
+def test_training_refuses_zero_epochs_or_batch_size(option, message):
+    sets = tiny_splits()
+    model = build_model("mlp", TINY, 3, hidden=(8,))
+    with pytest.raises(ValueError, match=message):
+        train_classifier(model, sets["train"], sets["val"], sets["test"], 3,
+                         TrainConfig(**{"epochs": 1, "batch_size": 4, **option}), progress=False)  # fmt: skip
+
+
+def test_empty_split_is_refused():
+    sets = tiny_splits()
+    sets["val"] = select(sets["val"], np.zeros(4, bool))
+    with pytest.raises(ValueError, match="the val set is empty"):
+        train_tiny(sets)

@@ -62,3 +62,14 @@ def test_help_keeps_the_usage_examples_and_shows_numeric_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--epochs EPOCHS (default: 10)" in text and "--seed SEED training seed (INRs are fitted with seed 0) " \
         "(default: 0)" in text  # fmt: skip
+
+
+@pytest.mark.parametrize("flag,value,message", [("--val-objects", "0", "--val-objects must be >= 1, got 0"),
+                                                ("--augment", "flip", "unknown augmentation 'flip'")])  # fmt: skip
+def test_bad_flags_are_one_line_errors_and_leave_no_run_directory(tmp_path, flag, value, message):
+    argv = ["--dataset", "synthetic2d", "--train-objects", "4", "--val-objects", "2", "--test-objects", "2",
+            "--inr-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "--no-progress"]
+    with pytest.raises(SystemExit) as info:
+        run_cli(classify.main, argv + [flag, value])
+    assert str(info.value.code).startswith(f"error: {message}")
+    assert not (tmp_path / "run").exists()

@@ -82,7 +82,7 @@ def test_damaged_shard_is_named_on_load_and_refitted_by_a_rerun(complete_store, 
     damage(root / "shard_00001.npz", how)
     with pytest.raises(ValueError, match=r"INR shard \S*shard_00001.npz is damaged: .*Rerun the command"):
         InrStore.open(root).load()
-    with pytest.warns(UserWarning, match=r"shard_00001.npz is damaged \(.*\); refitting objects 4..7"):
+    with pytest.warns(UserWarning, match=r"shard_00001.npz is damaged: .*; refitting objects 4..7"):
         repaired = build_inr_store(root, CONFIG, objects=10, progress=False)
     assert fitted_objects == [[4, 5, 6, 7]]
     assert_same_inrs(complete_store.load(), repaired.load())
