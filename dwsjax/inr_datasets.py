@@ -62,7 +62,9 @@ class InrDatasetConfig(NamedTuple):
         }
 
 
-def fit_rows(targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int, fit_config: FitConfig) -> dict[str, np.ndarray]:
+def fit_rows(
+    targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int, fit_config: FitConfig
+) -> dict[str, np.ndarray]:
     """Fit one SIREN per ``(targets row, view)`` pair: the store's columns
     (:data:`dwsjax.store.SHARD_COLUMNS`), ``weights`` flat ``(n, num_params)``."""
     coords = targets.coords if targets.coords.ndim == 2 else targets.coords[rows]
@@ -79,6 +81,15 @@ def fit_rows(targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int
         "steps": np.asarray(result.steps),
         "status": fit_status(mse, values.var(axis=(1, 2))),
     }
+
+
+def holds_inrs(columns: dict[str, np.ndarray] | None, object_ids: np.ndarray, view_ids: np.ndarray) -> bool:
+    """Whether stored ``columns`` (e.g. a part file of an earlier run) are the INRs of these objects and views."""
+    return (
+        columns is not None
+        and np.array_equal(columns["object_ids"], object_ids)
+        and np.array_equal(columns["view_ids"], view_ids)
+    )
 
 
 def build_inr_store(
@@ -148,9 +159,7 @@ def fit_missing_shards(
             rows = np.repeat(objs[start : start + PART_OBJECTS], config.views)
             views = np.tile(np.arange(config.views), len(rows) // config.views)
             columns = store.read_part(index, part)
-            fitted_before = columns is not None and np.array_equal(columns["object_ids"], targets.object_ids[rows]) \
-                and np.array_equal(columns["view_ids"], views)  # fmt: skip
-            if not fitted_before:
+            if not holds_inrs(columns, targets.object_ids[rows], views):
                 columns = fit_rows(targets, rows, views, config.seed, fit_config)
                 store.write_part(index, part, columns)
             parts.append(columns)

@@ -230,7 +230,7 @@ class InrStore:
         """Drop every listed shard whose file is missing or damaged (deleting the file) so
         that it is refitted; record the checksum of intact shards written before
         checksums existed. Returns ``{index: problem}`` of the dropped shards."""
-        damaged = {}
+        damaged, unchecked = {}, []
         for index in self.done_shards():
             entry = self.manifest["shards"][str(index)]
             try:
@@ -240,8 +240,11 @@ class InrStore:
                 del self.manifest["shards"][str(index)]
                 self.shard_path(index).unlink(missing_ok=True)
                 continue
-            entry.setdefault("sha256", sha256(self.shard_path(index).read_bytes()))
-        self._write_manifest()
+            if "sha256" not in entry:
+                entry["sha256"] = sha256(self.shard_path(index).read_bytes())
+                unchecked.append(index)
+        if damaged or unchecked:
+            self._write_manifest()
         return damaged
 
     def update_metadata(self, **entries) -> None:
@@ -319,7 +322,8 @@ class InrStore:
             raise DamagedShardError(path, f"it lacks the columns {missing}")
         expected = (entry["count"], self.spec.num_params)
         if cols["weights"].shape != expected:
-            raise DamagedShardError(path, f"it holds weights {cols['weights'].shape}, the manifest expects {expected}")
+            raise DamagedShardError(path, f"it holds weights {cols['weights'].shape}, the manifest expects "
+                                          f"{expected}")  # fmt: skip
         return cols
 
 

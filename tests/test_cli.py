@@ -68,7 +68,8 @@ def test_help_keeps_the_usage_examples_and_shows_numeric_defaults(capsys):
                                                 ("--augment", "flip", "unknown augmentation 'flip'")])  # fmt: skip
 def test_bad_flags_are_one_line_errors_and_leave_no_run_directory(tmp_path, flag, value, message):
     argv = ["--dataset", "synthetic2d", "--train-objects", "4", "--val-objects", "2", "--test-objects", "2",
-            "--inr-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "--no-progress"]
+            "--inr-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--no-progress"]  # fmt: skip
     with pytest.raises(SystemExit) as info:
         run_cli(classify.main, argv + [flag, value])
     assert str(info.value.code).startswith(f"error: {message}")
