@@ -2,15 +2,18 @@
 
 Whole files are written to a temporary file beside the target, synced, then
 renamed over it, so a killed job leaves either the old file or the new one,
-never half of one. Results tables grow by whole synced CSV rows.
+never half of one. Results tables grow by whole synced CSV rows. Directories a
+failed job created are removed when it left nothing of value in them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import shutil
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
@@ -56,3 +59,32 @@ def append_csv_rows(path: str | os.PathLike, rows: list[dict], columns: list[str
         writer.writerows(rows)
         f.flush()
         os.fsync(f.fileno())
+
+
+def first_missing_ancestor(path: Path) -> Path | None:
+    """The outermost directory of ``path`` (itself included) that does not exist yet, or ``None``."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return missing
+        missing = candidate
+    return missing
+
+
+def holds_only(directory: Path, disposable: Sequence[str]) -> bool:
+    """Whether every file under ``directory`` (recursively) has a name in ``disposable``."""
+    return all(p.is_dir() or p.name in disposable for p in directory.rglob("*"))
+
+
+@contextlib.contextmanager
+def removed_on_failure(directory: str | os.PathLike, disposable: Sequence[str] = ()) -> Iterator[Path]:
+    """Run a block that creates ``directory``; if the block raises, remove what it created
+    (``directory`` and new parents) unless files other than ``disposable`` names were written there."""
+    directory = Path(directory)
+    created = first_missing_ancestor(directory.absolute())
+    try:
+        yield directory
+    except BaseException:
+        if created is not None and created.exists() and holds_only(created, disposable):
+            shutil.rmtree(created)
+        raise

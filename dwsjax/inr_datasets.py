@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from dwsjax.data import load_targets
+from dwsjax.data import FitTargets, load_targets
 from dwsjax.fit import FitConfig, fit_sirens, inr_keys
+from dwsjax.files import removed_on_failure
 from dwsjax.presets import preset
 from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
-from dwsjax.store import InrStore, fit_status
+from dwsjax.store import MANIFEST, InrStore, fit_status
+from dwsjax.weights import flatten_weights
+
+PART_OBJECTS = 64
 
 
 class InrDatasetConfig(NamedTuple):
@@ -58,6 +63,36 @@ class InrDatasetConfig(NamedTuple):
         }
 
 
+def fit_rows(
+    targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int, fit_config: FitConfig
+) -> dict[str, np.ndarray]:
+    """Fit one SIREN per ``(targets row, view)`` pair: the store's columns
+    (:data:`dwsjax.store.SHARD_COLUMNS`), ``weights`` flat ``(n, num_params)``."""
+    coords = targets.coords if targets.coords.ndim == 2 else targets.coords[rows]
+    values = targets.values[rows]
+    result = fit_sirens(inr_keys(seed, targets.object_ids[rows], views), coords, values, fit_config)
+    mse = np.asarray(result.mse)
+    return {
+        "weights": np.asarray(flatten_weights(result.weights), np.float32),
+        "labels": targets.labels[rows],
+        "object_ids": targets.object_ids[rows],
+        "view_ids": views,
+        "mse": mse,
+        "psnr": np.asarray(result.psnr),
+        "steps": np.asarray(result.steps),
+        "status": fit_status(mse, values.var(axis=(1, 2))),
+    }
+
+
+def holds_inrs(columns: dict[str, np.ndarray] | None, object_ids: np.ndarray, view_ids: np.ndarray) -> bool:
+    """Whether stored ``columns`` (e.g. a part file of an earlier run) are the INRs of these objects and views."""
+    return (
+        columns is not None
+        and np.array_equal(columns["object_ids"], object_ids)
+        and np.array_equal(columns["view_ids"], view_ids)
+    )
+
+
 def build_inr_store(
     out_dir: str | os.PathLike,
     config: InrDatasetConfig,
@@ -69,26 +104,49 @@ def build_inr_store(
     """Fit ``views`` SIRENs for each of the first ``objects`` objects, shard by shard.
 
     Shards already in the store are skipped, so a killed run continues where it
-    stopped; an existing store with another identity is refused.
+    stopped; an existing store with another identity is refused. Listed shards
+    whose file is missing or damaged are dropped with a warning and refitted
+    (those beyond the requested objects are only dropped). A shard is fitted in
+    parts of at most :data:`PART_OBJECTS` objects, each written to its own file as
+    soon as it is fitted and reused by a rerun, so a kill loses at most
+    ``PART_OBJECTS * views`` fitted INRs. A failed call that created the store
+    directory and fitted nothing removes it again.
     """
     if config.views < 1:
         raise ValueError(f"views must be >= 1, got {config.views}")
-    store = InrStore.create_or_resume(out_dir, config.identity())
-    targets = load_targets(
-        config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
-    )
-    store.update_metadata(
-        class_names=list(targets.class_names), kind=targets.kind, object_shape=list(targets.shape)
-    )
-    fit_config = config.fit_config(chunk_size)
+    with removed_on_failure(out_dir, disposable=(MANIFEST,)):
+        store = InrStore.create_or_resume(out_dir, config.identity())
+        targets = load_targets(
+            config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
+        )
+        store.update_metadata(
+            class_names=list(targets.class_names), kind=targets.kind, object_shape=list(targets.shape),
+            activation="sine",
+        )
+        fit_missing_shards(store, targets, config, config.fit_config(chunk_size), progress)
+    return store
+
+
+def fit_missing_shards(
+    store: InrStore, targets: FitTargets, config: InrDatasetConfig, fit_config: FitConfig, progress: bool
+) -> None:
+    """Repair ``store``, then fit every shard of ``targets`` it lacks, part by part (see :func:`build_inr_store`)."""
     n_objects = len(targets.labels)
     per_shard = config.shard_objects
+    for index, problem in store.repair().items():
+        first = index * per_shard
+        action = f"refitting objects {first}..{min(n_objects, first + per_shard) - 1}" if first < n_objects else (
+            f"dropped, not refitted: it lies beyond the {n_objects} objects asked for")  # fmt: skip
+        warnings.warn(f"INR store {store.root}: {store.shard_path(index).name} is damaged: {problem}; {action}",
+                      stacklevel=3)  # fmt: skip
     pending = []
     for index in range(math.ceil(n_objects / per_shard)):
         count = (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
         done = store.manifest["shards"].get(str(index))
         if done is None or done["count"] < count:  # a fuller shard (more objects) already holds these
             pending.append(index)
+        else:
+            store.remove_parts(index)
     bar = tqdm(
         total=sum(min(per_shard, n_objects - i * per_shard) * config.views for i in pending),
         unit="INR",
@@ -97,25 +155,16 @@ def build_inr_store(
     )
     for index in pending:
         objs = np.arange(index * per_shard, min(n_objects, (index + 1) * per_shard))
-        obj_rows = np.repeat(objs, config.views)
-        views = np.tile(np.arange(config.views), len(objs))
-        coords = targets.coords if targets.coords.ndim == 2 else targets.coords[obj_rows]
-        values = targets.values[obj_rows]
-        keys = inr_keys(config.seed, targets.object_ids[obj_rows], views)
-        result = fit_sirens(keys, coords, values, fit_config)
-        mse = np.asarray(result.mse)
-        records = {
-            "labels": targets.labels[obj_rows],
-            "object_ids": targets.object_ids[obj_rows],
-            "view_ids": views,
-            "mse": mse,
-            "psnr": np.asarray(result.psnr),
-            "steps": np.asarray(result.steps),
-            "status": fit_status(mse, values.var(axis=(1, 2))),
-        }
-        store.write_shard(index, records, result.weights)
-        bad = int((records["status"] != "ok").sum())
-        bar.update(len(obj_rows))
-        bar.set_postfix(psnr=f"{records['psnr'].mean():.1f}", failed=bad)
+        parts = []
+        for part, start in enumerate(range(0, len(objs), PART_OBJECTS)):
+            rows = np.repeat(objs[start : start + PART_OBJECTS], config.views)
+            views = np.tile(np.arange(config.views), len(rows) // config.views)
+            columns = store.read_part(index, part)
+            if not holds_inrs(columns, targets.object_ids[rows], views):
+                columns = fit_rows(targets, rows, views, config.seed, fit_config)
+                store.write_part(index, part, columns)
+            parts.append(columns)
+            bar.update(len(rows))
+            bar.set_postfix(psnr=f"{columns['psnr'].mean():.1f}", failed=int((columns["status"] != "ok").sum()))
+        store.finish_shard(index, parts)
     bar.close()
-    return store

@@ -82,6 +82,8 @@ def plot_training_curves(
 ) -> Figure:
     """The paper's Figure 1: loss and accuracy per epoch; colour = split, line style = run.
 
+    Epochs are numbered from 0, as ``history.csv`` and ``best_epoch`` number them.
+
     ``runs`` maps a run name to its epoch records (``train_classifier``'s
     ``history["epochs"]``: ``epoch`` and ``{split}_loss``, ``{split}_accuracy``).
     A single run may be named ``""``.
@@ -90,7 +92,7 @@ def plot_training_curves(
         raise ValueError("plot_training_curves needs at least one run")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     for r, (run, epochs) in enumerate(runs.items()):
-        x = [e["epoch"] + 1 for e in epochs]
+        x = [e["epoch"] for e in epochs]
         for ax, metric in zip(axes, ("loss", "accuracy")):
             for split in splits:
                 ax.plot(
@@ -99,7 +101,7 @@ def plot_training_curves(
                     marker="o", markersize=3,
                 )  # fmt: skip
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (from 0, as in history.csv and best_epoch)")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)

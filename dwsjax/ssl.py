@@ -34,16 +34,19 @@ from dwsjax.train import (
     TrainState,
     batch_shardings,
     check_batch_size,
+    check_epochs,
+    check_finite_split,
     create_state,
     epoch_batches,
     epochs_to_run,
+    normalisation_stats,
     on_host,
     padded_batches,
     resume_or_start,
     shard,
     step_key,
 )
-from dwsjax.weights import WeightSpace, WeightStats, batch_size, normalize, weight_stats
+from dwsjax.weights import WeightSpace, WeightStats, batch_size, normalize
 
 DEFAULT_TEMPERATURE = 0.1
 SSL_AUGMENTATIONS = "translate,gaussian_noise,quantile_masking,siren_negation,mixup_aligned"
@@ -170,8 +173,10 @@ def pretrain_simclr(
     sharding, replicated = batch_shardings()
     n = len(train.labels)
     check_batch_size(config.batch_size, n, sharding)
+    check_epochs(config.epochs)
+    check_finite_split("train", train)
     train = on_host(train)
-    stats = weight_stats(train.weights) if stats is None else stats
+    stats = normalisation_stats(train.weights, stats)
     state = create_state(model, train, config)
     checkpointer, arrays, history, start_epoch = resume_or_start(
         checkpoint_dir, resume, {"state": state}, {"epochs": []}

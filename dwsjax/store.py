@@ -7,19 +7,28 @@ Layout of a store directory::
     shard_00000.npz        weights (n, num_params) flattened as in flatten_weights,
                            labels, object_ids, view_ids, mse, psnr, steps, status
 
+    shard_00000.part00.npz the same columns for part of a shard still being fitted
+
 Shard ``k`` holds objects ``[k * shard_objects, (k + 1) * shard_objects)``, each
 with all its views (object-major). Every file is written to a temporary name
 and renamed, shard first, manifest second, so a killed job leaves either a
 complete shard listed in the manifest or nothing that counts; rerunning fits
-only the missing shards. A store refuses to be extended with a different
-identity. INRs whose fit produced NaNs or diverged are kept with their status
-and left out when loading unless asked for.
+only the missing shards. A shard is fitted in parts whose files a rerun picks
+up, so a kill loses at most one part (see :func:`dwsjax.inr_datasets.build_inr_store`).
+The manifest keeps each shard's SHA-256: loading refuses a shard whose file
+changed, naming it, and :meth:`InrStore.repair` drops damaged or missing shards
+so that the builder refits them. A store refuses to be extended with a
+different identity. INRs whose fit produced NaNs or diverged are kept with
+their status and left out when loading unless asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -33,6 +42,37 @@ from dwsjax.weights import MLPSpec, WeightSpace, flatten_weights, unflatten_weig
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 STATUS_OK, STATUS_NAN, STATUS_DIVERGED = "ok", "nan", "diverged"
+SHARD_COLUMNS = ("weights", "labels", "object_ids", "view_ids", "mse", "psnr", "steps", "status")
+NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+class DamagedShardError(ValueError):
+    """A shard listed in the manifest whose file is missing, changed since it was written, or unreadable."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"INR shard {path} is damaged: {problem}. Rerun the command that built the store with the same "
+            "arguments (python -m experiments.fit_inrs ..., experiments.classify, or "
+            "dwsjax.inr_datasets.build_inr_store) to refit it"
+        )
+
+
+def npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    """The ``.npz`` file holding ``columns``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **columns)
+    return buffer.getvalue()
+
+
+def read_npz(raw: bytes) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file's bytes (CRC-checked by ``zipfile``)."""
+    with np.load(io.BytesIO(raw)) as f:
+        return {k: f[k] for k in f.files}
+
+
+def sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
 
 
 class InrBatch(NamedTuple):
@@ -144,21 +184,73 @@ class InrStore:
     def shard_path(self, index: int) -> Path:
         return self.root / f"shard_{index:05d}.npz"
 
+    def part_path(self, index: int, part: int) -> Path:
+        return self.root / f"shard_{index:05d}.part{part:02d}.npz"
+
     def write_shard(self, index: int, records: dict[str, np.ndarray], weights: WeightSpace) -> None:
-        """Store one shard atomically and record it in the manifest.
+        """Store one shard atomically and record it (and its checksum) in the manifest.
 
         ``records`` holds equal-length arrays ``labels, object_ids, view_ids, mse,
         psnr, steps, status``; ``weights`` has batch shape ``(n,)``.
         """
         flat = np.asarray(flatten_weights(weights), np.float32)
-        arrays = {"weights": flat, **{k: np.asarray(v) for k, v in records.items()}}
-        atomic_write_bytes(self.shard_path(index), lambda f: np.savez(f, **arrays))
+        self._store_shard(index, {"weights": flat, **{k: np.asarray(v) for k, v in records.items()}})
+
+    def write_part(self, index: int, part: int, columns: dict[str, np.ndarray]) -> None:
+        """Store part ``part`` of shard ``index`` atomically (not in the manifest): the
+        :data:`SHARD_COLUMNS` of some of its INRs, ``weights`` flat ``(n, num_params)``."""
+        raw = npz_bytes(columns)
+        atomic_write_bytes(self.part_path(index, part), lambda f: f.write(raw))
+
+    def read_part(self, index: int, part: int) -> dict[str, np.ndarray] | None:
+        """The columns of a part file, or ``None`` if it is absent or unreadable (then it is refitted)."""
+        path = self.part_path(index, part)
+        try:
+            columns = read_npz(path.read_bytes())
+        except (FileNotFoundError, *NPZ_ERRORS):
+            return None
+        return columns if all(k in columns for k in SHARD_COLUMNS) else None
+
+    def finish_shard(self, index: int, parts: list[dict[str, np.ndarray]]) -> None:
+        """Join the parts of shard ``index`` into the shard file, record it, delete the part files."""
+        self._store_shard(index, {k: np.concatenate([p[k] for p in parts]) for k in SHARD_COLUMNS})
+        self.remove_parts(index)
+
+    def remove_parts(self, index: int) -> None:
+        for path in self.root.glob(f"shard_{index:05d}.part*.npz"):
+            path.unlink()
+
+    def _store_shard(self, index: int, columns: dict[str, np.ndarray]) -> None:
+        raw = npz_bytes(columns)
+        atomic_write_bytes(self.shard_path(index), lambda f: f.write(raw))
         self.manifest["shards"][str(index)] = {
             "file": self.shard_path(index).name,
-            "count": int(flat.shape[0]),
-            **{k: np.asarray(v).tolist() for k, v in records.items()},
+            "count": int(columns["weights"].shape[0]),
+            "sha256": sha256(raw),
+            **{k: v.tolist() for k, v in columns.items() if k != "weights"},
         }
         self._write_manifest()
+
+    def repair(self) -> dict[int, str]:
+        """Drop every listed shard whose file is missing or damaged (deleting the file) so
+        that it is refitted; record the checksum of intact shards written before
+        checksums existed. Returns ``{index: problem}`` of the dropped shards."""
+        damaged, unchecked = {}, []
+        for index in self.done_shards():
+            entry = self.manifest["shards"][str(index)]
+            try:
+                self._read_shard(index, parse="sha256" not in entry)
+            except DamagedShardError as err:
+                damaged[index] = err.problem
+                del self.manifest["shards"][str(index)]
+                self.shard_path(index).unlink(missing_ok=True)
+                continue
+            if "sha256" not in entry:
+                entry["sha256"] = sha256(self.shard_path(index).read_bytes())
+                unchecked.append(index)
+        if damaged or unchecked:
+            self._write_manifest()
+        return damaged
 
     def update_metadata(self, **entries) -> None:
         """Record JSON-able facts about the store (class names, object kind, ...)."""
@@ -168,6 +260,12 @@ class InrStore:
     @property
     def metadata(self) -> dict:
         return self.manifest.get("metadata", {})
+
+    @property
+    def activation(self) -> str:
+        """The INRs' activation, ``"sine"`` for every store :mod:`dwsjax.inr_datasets` fits
+        (SIRENs; stores written before this was recorded hold SIRENs too)."""
+        return self.metadata.get("activation", "sine")
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=1).encode()
@@ -205,22 +303,32 @@ class InrStore:
         weights = unflatten_weights(jnp.asarray(cols["weights"][keep]), self.spec)
         return InrBatch(weights, cols["labels"][keep], cols["object_ids"][keep], cols["view_ids"][keep])
 
-    def _read_shard(self, index: int) -> dict[str, np.ndarray]:
+    def _read_shard(self, index: int, parse: bool = True) -> dict[str, np.ndarray]:
+        """The columns of listed shard ``index`` (``{}`` without ``parse``: checksum only), or
+        :class:`DamagedShardError` if its file is missing, changed or unreadable."""
         path = self.shard_path(index)
+        entry = self.manifest["shards"][str(index)]
+        if not path.exists():
+            raise DamagedShardError(path, "its file is missing")
+        raw = path.read_bytes()
+        if "sha256" in entry and sha256(raw) != entry["sha256"]:
+            raise DamagedShardError(
+                path, f"its SHA-256 does not match the manifest, the file changed after it was written "
+                      f"(it now has {len(raw)} bytes)"
+            )  # fmt: skip
+        if not parse:
+            return {}
         try:
-            with np.load(path) as f:
-                cols = {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError) as err:
-            raise ValueError(
-                f"cannot read INR shard {path} ({err}); remove its entry {index} from "
-                f"{self.root / MANIFEST} and rerun fit_inrs to refit it"
-            ) from err
-        expected = self.manifest["shards"][str(index)]["count"]
-        if cols["weights"].shape != (expected, self.spec.num_params):
-            raise ValueError(
-                f"INR shard {path} holds weights {cols['weights'].shape}, the manifest expects "
-                f"({expected}, {self.spec.num_params}); refit it"
-            )
+            cols = read_npz(raw)
+        except NPZ_ERRORS as err:
+            raise DamagedShardError(path, f"cannot read it ({type(err).__name__}: {err})") from err
+        missing = [k for k in SHARD_COLUMNS if k not in cols]
+        if missing:
+            raise DamagedShardError(path, f"it lacks the columns {missing}")
+        expected = (entry["count"], self.spec.num_params)
+        if cols["weights"].shape != expected:
+            raise DamagedShardError(path, f"it holds weights {cols['weights'].shape}, the manifest expects "
+                                          f"{expected}")  # fmt: skip
         return cols
 
 

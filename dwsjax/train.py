@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
 from dwsjax.store import InrBatch
-from dwsjax.weights import WeightStats, normalize, weight_stats
+from dwsjax.weights import WeightSpace, WeightStats, finite_rows, normalize, weight_stats
 
 Augment = Callable[[jax.Array, object, jax.Array], tuple[object, jax.Array]]
 
@@ -124,6 +124,53 @@ def overlay_params(params, pretrained, path: str = "params"):
     return {k: overlay_params(v, pretrained[k], f"{path}/{k}") if k in pretrained else v for k, v in params.items()}
 
 
+def _listed(values: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(v) for v in values[:limit].tolist())
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def check_epochs(epochs: int) -> None:
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs} (--epochs)")
+
+
+def check_finite_split(name: str, data: InrBatch) -> None:
+    """Refuse an empty split, or one with NaN/inf weights, naming the INRs: one NaN weight
+    otherwise turns the normalisation statistics, every loss and every prediction into NaN silently."""
+    if len(data.labels) == 0:
+        raise ValueError(f"the {name} set is empty; give it at least one INR")
+    bad = np.flatnonzero(~finite_rows(data.weights))
+    if bad.size:
+        raise ValueError(
+            f"the {name} set has {bad.size} of {len(data.labels)} INRs with NaN/inf weights (indices "
+            f"{_listed(bad)}; object ids {_listed(np.asarray(data.object_ids)[bad])}). Refit those "
+            f"objects, or drop them with dwsjax.store.select({name}, dwsjax.weights.finite_rows({name}.weights))"
+        )
+
+
+def check_labels(name: str, labels: np.ndarray, num_classes: int) -> None:
+    """Refuse labels outside ``0 .. num_classes - 1`` (one-hot would make them all-zero targets)."""
+    labels = np.asarray(labels)
+    outside = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if outside.size:
+        raise ValueError(
+            f"the {name} set has {outside.size} labels outside 0..{num_classes - 1} (indices {_listed(outside)}, "
+            f"labels {_listed(labels[outside])}); pass num_classes covering every class, or fix the labels"
+        )
+
+
+def normalisation_stats(train: WeightSpace, stats: WeightStats | None = None) -> WeightStats:
+    """``stats``, or the per-layer statistics of the training weights; refused if not finite."""
+    stats = weight_stats(train) if stats is None else stats
+    for part, leaves in (("mean", jax.tree.leaves(stats.mean)), ("std", jax.tree.leaves(stats.std))):
+        if not all(np.isfinite(np.asarray(leaf)).all() for leaf in leaves):
+            raise ValueError(
+                f"the normalisation {part} has NaN/inf entries; compute the statistics with "
+                "dwsjax.weights.weight_stats from finite training weights (see dwsjax.weights.finite_rows)"
+            )
+    return stats
+
+
 def on_host(data: InrBatch) -> InrBatch:
     """``data`` with NumPy weights: batches are then gathered on the host, without
     compiling a device gather for every dataset size."""
@@ -139,6 +186,8 @@ def batch_shardings() -> tuple[NamedSharding, NamedSharding]:
 
 def check_batch_size(batch_size: int, n: int, sharding: NamedSharding) -> None:
     devices = sharding.mesh.devices.size
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size} (--batch-size)")
     if batch_size % devices:
         raise ValueError(f"batch size {batch_size} must be a multiple of the {devices} local devices")
     if n < batch_size:
@@ -269,10 +318,14 @@ def train_classifier(
     parameters (:func:`overlay_params`); ``stats`` overrides the normalisation
     statistics (default: those of ``train``).
     """
+    check_epochs(config.epochs)
+    for name, data in {"train": train, "val": val, "test": test, **(final_eval or {})}.items():
+        check_finite_split(name, data)
+        check_labels(name, data.labels, num_classes)
     sharding, replicated = batch_shardings()
     check_batch_size(config.batch_size, len(train.labels), sharding)
     train, val, test = on_host(train), on_host(val), on_host(test)
-    stats = weight_stats(train.weights) if stats is None else stats
+    stats = normalisation_stats(train.weights, stats)
     state = create_state(model, train, config)
     if init_params is not None:
         state = state.replace(params=overlay_params(state.params, init_params))

@@ -142,6 +142,17 @@ def check_finite(ws: WeightSpace, what: str = "weight space") -> None:
                 )
 
 
+def finite_rows(ws: WeightSpace) -> np.ndarray:
+    """Boolean mask ``(n,)`` of the samples of a flat batch ``(n,)`` whose every weight and
+    bias is finite (host-side; ``select(data, finite_rows(data.weights))`` drops the others)."""
+    n = batch_size(ws)
+    finite = np.ones(n, bool)
+    for leaf in jax.tree.leaves(ws):
+        leaf = np.asarray(leaf)
+        finite &= np.isfinite(leaf).all(axis=tuple(range(1, leaf.ndim)))
+    return finite
+
+
 class WeightStats(NamedTuple):
     """Mean and std of a dataset of weight spaces, each shaped like one sample.
 

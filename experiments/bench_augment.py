@@ -11,7 +11,6 @@ rendered MixUp midpoint is from the mean of the two rendered images).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import time
@@ -32,6 +31,7 @@ from dwsjax.matching import (
 )
 from dwsjax.siren import render_image, siren_init_batch
 from dwsjax.weights import mlp_spec
+from experiments.cli import make_parser, run_cli
 
 SPEC = mlp_spec(2, 32, 32, 1)
 
@@ -133,12 +133,12 @@ def compare_sign_alignment(ws_a, ws_b) -> None:
              midpoint_render_mse_vs_mean_render=float(mse))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> None:
+    parser = make_parser(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scipy-pairs", type=int, default=64)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     key_a, key_b, key_aug = jax.random.split(jax.random.key(0), 3)
     ws_a = siren_init_batch(jax.random.split(key_a, args.batch), SPEC)
     ws_b = siren_init_batch(jax.random.split(key_b, args.batch), SPEC)
@@ -149,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

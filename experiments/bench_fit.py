@@ -15,12 +15,12 @@ float32 matmul peak measured here. Uses real Fashion-MNIST images when
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES, fit_recipe
+from experiments.cli import make_parser, run_cli
 
 
 def matmul_flops_per_step(widths: tuple[int, ...], pixels: int) -> int:
@@ -32,17 +32,17 @@ def matmul_flops_per_step(widths: tuple[int, ...], pixels: int) -> int:
 
 
 def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--batch", type=int, default=512, help="INRs fitted in one call")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--chunk-size", type=int, default=8)
     parser.add_argument("--sequential-inrs", type=int, default=2)
-    parser.add_argument("--psnr", default="", help="comma-separated step budgets for a PSNR table")
+    parser.add_argument("--psnr", default="", help="comma-separated step budgets for a PSNR table (default: none)")
     parser.add_argument("--psnr-images", type=int, default=1024)
     parser.add_argument("--early-stop", action="store_true", help="PSNR table: stop INRs at the recipe's target")
     parser.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES))
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the recipe's)")
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
     args = parser.parse_args(argv)
     use_all_cpu_cores()
 
@@ -144,4 +144,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -9,7 +9,6 @@ spec 2-32-32-1 with random labels, measured after a warm-up step with
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -19,6 +18,7 @@ import optax
 
 from dwsjax import mlp_spec, siren_init_batch
 from dwsjax.models import build_model, param_count
+from experiments.cli import make_parser, run_cli
 
 CONFIGS = {
     "dws32": ("dws", {"hidden": 32}),
@@ -78,12 +78,12 @@ def benchmark(name: str, batch: int, steps: int) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> None:
+    parser = make_parser(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--models", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for name in args.models.split(","):
         if name not in CONFIGS:
             parser.error(f"unknown model {name!r}; choose from {list(CONFIGS)}")
@@ -91,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

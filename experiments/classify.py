@@ -21,8 +21,10 @@ import os
 from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
+from dwsjax.files import removed_on_failure
 from dwsjax.plots import plot_curves
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from experiments.cli import make_parser, run_cli
 
 DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
 
@@ -30,7 +32,8 @@ DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Data, training and run options shared by the experiment CLIs (:func:`load_splits` reads them)."""
     p.add_argument("--dataset", default="synthetic2d", choices=DATASETS)
-    p.add_argument("--hidden", type=int, default=None, help="model width (dws channels / gnn node dim / ...)")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="model width (dws channels / gnn node dim / ...; default: the model's)")
     p.add_argument("--views", type=int, default=1, help="training views per object")
     p.add_argument("--train-objects", type=int, default=None, help="default: all but the validation objects")
     p.add_argument("--val-objects", type=int, default=None, help="default: 1/12 of the train split (5K of 60K)")
@@ -54,7 +57,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     add_common_arguments(p)
     p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
     p.add_argument("--augment", default="none",
@@ -69,8 +72,26 @@ def store_dir(cache_dir: str, identity: dict) -> Path:
     return Path(cache_dir) / f"{identity['dataset']}_{identity['split']}_v{identity['views']}_{digest}"
 
 
+def check_object_counts(args) -> None:
+    """Refuse an object count below 1 (an empty split)."""
+    for flag, value in (("--train-objects", args.train_objects), ("--val-objects", args.val_objects),
+                        ("--test-objects", args.test_objects)):  # fmt: skip
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+
+
+def failed_fits_hint(summary: dict) -> str:
+    """Why fewer objects than asked for may be usable: INRs whose fit failed are left out."""
+    failed = summary["nan"] + summary["diverged"]
+    if not failed:
+        return ""
+    return (f" ({failed} of the store's {summary['inrs']} INRs failed to fit and are left out: "
+            "raise --inr-steps or lower the fitting learning rate)")  # fmt: skip
+
+
 def load_splits(args):
     """Train, validation and test :class:`InrBatch` es, fitting or reusing the stores."""
+    check_object_counts(args)
     import numpy as np
 
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
@@ -95,6 +116,7 @@ def load_splits(args):
         raise ValueError(
             f"cannot take {n_train} train + {n_val} validation objects from the {len(object_ids)} "
             f"fitted objects of {args.dataset}; lower --train-objects/--val-objects"
+            + failed_fits_hint(train_store.summary())
         )
     in_train = np.isin(fitted.object_ids, object_ids[:n_train])
     in_val = np.isin(fitted.object_ids, object_ids[n_train : n_train + n_val]) & (fitted.view_ids == 0)
@@ -114,12 +136,18 @@ def write_history_csv(path: Path, epochs: list[dict]) -> None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     use_all_cpu_cores()
+    run_name = f"{args.dataset}_{args.model}_{args.augment.replace(',', '+')}_v{args.views}_s{args.seed}"
+    out = Path(args.out or Path("runs") / run_name)
+    with removed_on_failure(out):
+        return run(args, run_name, out)
+
+
+def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
+    """Fit or reuse the stores, train, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
-    run_name = f"{args.dataset}_{args.model}_{args.augment.replace(',', '+')}_v{args.views}_s{args.seed}"
-    out = Path(args.out or Path("runs") / run_name)
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
@@ -129,7 +157,7 @@ def main(argv=None) -> dict:
     model = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
-    augment = None if args.augment == "none" else build_pipeline(args.augment)
+    augment = None if args.augment == "none" else build_pipeline(args.augment, activation=train_store.activation)
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
                                checkpoint_dir=out / "checkpoints", resume=args.resume,
                                progress=not args.no_progress)  # fmt: skip
@@ -155,4 +183,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

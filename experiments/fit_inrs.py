@@ -1,4 +1,4 @@
-"""Fit a dataset split into an INR store (resumable, sharded, atomic).
+r"""Fit a dataset split into an INR store (resumable, sharded, atomic).
 
     python -m experiments.fit_inrs --dataset fmnist --split train --objects 1024 \
         --views 2 --out stores/fmnist_train
@@ -14,10 +14,11 @@ import time
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from experiments.cli import make_parser, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--dataset", default="synthetic2d",
                         choices=["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"])
     parser.add_argument("--split", default="train", choices=["train", "test"])
@@ -56,4 +57,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -33,6 +33,7 @@ from dwsjax.plots import plot_image_grid, save_figure
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from dwsjax.siren import render_image
 from dwsjax.weights import WeightSpace, flatten_weights
+from experiments.cli import make_parser, run_cli
 
 GALLERY_AUGMENTATIONS = (
     "translate", "rotate", "scale",
@@ -219,7 +220,7 @@ def plot_gallery(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--out", default="docs/figures/gallery.png", help="figure path (.png, .pdf, .svg)")
     p.add_argument("--dataset", default="fmnist", choices=["fmnist", "mnist", "cifar10", "synthetic2d"])
     p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES), help="INR fitting recipe")
@@ -254,4 +255,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

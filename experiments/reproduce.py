@@ -31,6 +31,7 @@ from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
 from experiments.tables import mean_pm_std
+from experiments.cli import make_parser, run_cli
 
 
 class Protocol(NamedTuple):
@@ -180,14 +181,15 @@ def write_curves(results_dir: Path, runs_dir: Path, set_name: str) -> Path | Non
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--set", required=True, choices=sorted(SETS) + sorted(SSL_SETS))
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
-    p.add_argument("--augment", default=None, help="only the cells with these augmentations (comma-separated)")
+    p.add_argument("--augment", default=None,
+                   help="only the cells with these augmentations (comma-separated; default: all)")
     p.add_argument("--results-dir", default="results", help="where <set>.csv and <set>.md go")
     p.add_argument("--runs-dir", default="runs/reproduce", help="run directories (checkpoints, curves)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"))
+    p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
+    p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"), help="INR store cache")
     p.add_argument("--inr-recipe", default=None, choices=sorted(RECIPES),
                    help=f"INR fitting recipe of every run (default: the set's, {DEFAULT_RECIPE} for all sets)")
     p.add_argument("--table-only", action="store_true", help="only render the markdown table")
@@ -234,4 +236,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

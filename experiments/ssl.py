@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from dwsjax.devices import use_all_cpu_cores
-from dwsjax.files import atomic_write_text
+from dwsjax.files import atomic_write_text, removed_on_failure
 from experiments.classify import add_common_arguments, load_splits, write_history_csv
+from experiments.cli import make_parser, run_cli
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
 # Test accuracies recorded per labelled fraction: both classifier arms, then the linear probes.
@@ -49,7 +50,7 @@ TEST_ACCURACIES = ("scratch_test_accuracy", "simclr_test_accuracy", "random_prob
 def parse_args(argv=None) -> argparse.Namespace:
     from dwsjax.ssl import DEFAULT_TEMPERATURE, SSL_AUGMENTATIONS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     add_common_arguments(p)
     p.add_argument("--model", default="dws", choices=["dws"], help="backbone (needs a features() method)")
     p.add_argument("--augment", default=SSL_AUGMENTATIONS, help="SimCLR view pipeline (see classify --augment)")
@@ -142,16 +143,15 @@ def add_linear_probes(rows: list[dict], features: dict, train, test, seed: int) 
                 train_features[mask], train.labels[mask], test_features, test.labels)
 
 
-def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_classes, stats, out: Path):
+def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_classes, stats, augment,
+                            out: Path):  # fmt: skip
     """Train ``backbone`` from scratch and from the ``pretrained`` encoder on every
-    labelled fraction: ``-> (rows, histories)`` with each arm's best-validation
-    epoch and its test accuracy."""
-    from dwsjax.augment import build_pipeline
+    labelled fraction, both with the pipeline ``augment`` (or none): ``-> (rows, histories)``
+    with each arm's best-validation epoch and its test accuracy."""
     from dwsjax.store import select
     from dwsjax.train import TrainConfig, train_classifier
 
     train, val, test = splits
-    augment = None if args.finetune_augment == "none" else build_pipeline(args.finetune_augment)
     rows, histories = [], {}
     for fraction in fractions:
         labelled = select(train, labelled_mask(train, fraction, args.seed))
@@ -177,16 +177,25 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     fractions = parse_fractions(args.label_fractions)
     use_all_cpu_cores()
+    out = Path(args.out or Path("runs") / f"ssl_{args.dataset}_{args.model}_s{args.seed}")
+    with removed_on_failure(out):
+        return run(args, fractions, out)
+
+
+def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
+    """Pre-train, train both arms per label fraction, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model, width_config
     from dwsjax.ssl import pretrain_simclr, representations, simclr_model
     from dwsjax.train import TrainConfig, create_state
     from dwsjax.weights import weight_stats
 
-    out = Path(args.out or Path("runs") / f"ssl_{args.dataset}_{args.model}_s{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
+    view_augment = build_pipeline(args.augment, activation=train_store.activation)
+    finetune_augment = None if args.finetune_augment == "none" else build_pipeline(
+        args.finetune_augment, activation=train_store.activation)  # fmt: skip
     stats = weight_stats(train.weights)
     backbone = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
     simclr = simclr_model(backbone, projection_dim=args.projection_dim)
@@ -197,14 +206,15 @@ def main(argv=None) -> dict:
                                   seed=args.seed)  # fmt: skip
     start = time.perf_counter()
     pretrained, pretrain_history = pretrain_simclr(
-        simclr, train, pretrain_config, build_pipeline(args.augment), args.temperature, stats,
+        simclr, train, pretrain_config, view_augment, args.temperature, stats,
         checkpoint_dir=out / "pretrain", resume=args.resume, progress=progress,
     )  # fmt: skip
     pretrain_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     rows, histories = compare_with_few_labels(args, fractions, backbone, pretrained["backbone"],
-                                              (train, val, test), len(class_names), stats, out)  # fmt: skip
+                                              (train, val, test), len(class_names), stats, finetune_augment,
+                                              out)  # fmt: skip
     classify_seconds = time.perf_counter() - start
 
     encoders = {"random": create_state(simclr, train, pretrain_config).params["backbone"],
@@ -240,4 +250,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

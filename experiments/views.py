@@ -36,9 +36,10 @@ import os
 import time
 from pathlib import Path
 
-from dwsjax.files import atomic_write_text, read_csv_rows
+from dwsjax.files import atomic_write_text, read_csv_rows, removed_on_failure
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.classify import DATASETS
+from experiments.cli import make_parser, run_cli
 
 RUN_FIELDS = [
     "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
@@ -64,7 +65,7 @@ def seed_list(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--dataset", default="fmnist", choices=DATASETS)
     p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
     p.add_argument("--hidden", type=int, default=None, help="model width (default: the model's)")
@@ -317,13 +318,19 @@ def main(argv=None) -> dict:
     from dwsjax.devices import use_all_cpu_cores
 
     use_all_cpu_cores()
+    out = Path(args.out or Path("runs") / f"views_{args.dataset}_{args.model}")
+    with removed_on_failure(out):
+        return run(args, out)
+
+
+def run(args: argparse.Namespace, out: Path) -> dict:
+    """Fit or reuse the stores, train the planned runs missing from ``out``, write ``out``; ``-> results``."""
     from tqdm.auto import tqdm
 
     from dwsjax.models import build_model, width_config
     from dwsjax.train import on_host
     from experiments.classify import load_splits
 
-    out = Path(args.out or Path("runs") / f"views_{args.dataset}_{args.model}")
     out.mkdir(parents=True, exist_ok=True)
     runs = planned_runs(args)
     pool_objects = max(n for n, _, _ in runs)
@@ -357,4 +364,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dwsjax import grid_coords, image_coords, mlp_spec, siren_apply, siren_init, siren_init_batch
+from dwsjax import grid_coords, image_coords, mlp_spec, siren_apply, siren_init, siren_init_batch, unflatten_weights
 from dwsjax.augment import (
     AUGMENTATIONS,
     PAIR_AUGMENTATIONS,
@@ -191,3 +191,32 @@ def test_combination_pipeline_jits_on_a_batch():
     ws, y = jax.jit(combination())(jax.random.key(3), batch, labels)
     assert jax.tree.map(jnp.shape, ws) == jax.tree.map(jnp.shape, batch)
     np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,apply,other", [("relu_scaling", render, "sine"),
+                                              ("siren_negation", relu_apply, "relu"),
+                                              ("siren_bias", relu_apply, "relu")])  # fmt: skip
+def test_activation_symmetries_change_the_other_activation_and_are_refused_for_it(name, apply, other):
+    flat = jax.random.normal(jax.random.key(9), (SPEC.num_params,))
+    ws, coords = unflatten_weights(flat, SPEC), image_coords(8, 8)
+    out = jax.jit(AUGMENTATIONS[name])(jax.random.key(3), ws)
+    assert float(jnp.max(jnp.abs(apply(out, coords) - apply(ws, coords)))) > 1e-2
+    with pytest.raises(ValueError, match=rf"{name} preserves the function only for .* INRs, but these INRs use "
+                                         rf".* activations, where it changes the function"):  # fmt: skip
+        build_pipeline(f"translate,{name}", activation=other)
+
+
+def test_activation_symmetries_build_for_their_activation_and_warn_when_it_is_unknown():
+    batch = jax.tree.map(lambda *xs: jnp.stack(xs), *[net(s) for s in range(4)])
+    labels = jax.nn.one_hot(jnp.arange(4) % 2, 2)
+    relu_pipe = build_pipeline("relu_scaling,mixup", activation="relu")
+    ws, _ = jax.jit(relu_pipe)(jax.random.key(0), batch, labels)
+    assert ws.weights[0].shape == batch.weights[0].shape
+    assert len(build_pipeline("combination").steps) == 4  # SIRENs by default
+    with pytest.raises(ValueError, match="siren_negation preserves the function only for sine"):
+        build_pipeline("combination", activation="relu")
+    with pytest.warns(UserWarning, match=r"relu_scaling preserves the function only for ReLU INRs; the INRs' "
+                                         r"activation is unknown"):  # fmt: skip
+        build_pipeline("relu_scaling", activation=None)
+    with pytest.raises(ValueError, match="unknown INR activation 'tanh'"):
+        build_pipeline("translate", activation="tanh")

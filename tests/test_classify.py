@@ -1,12 +1,14 @@
 import json
 
+import jax
 import numpy as np
 import pytest
 
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.models import build_model
-from dwsjax.store import select
+from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
+from dwsjax.weights import finite_rows, mlp_spec, unflatten_weights, weight_stats
 from experiments import classify
 
 
@@ -58,3 +60,78 @@ def test_classify_cli_end_to_end(tmp_path):
     assert (tmp_path / "run" / "history.csv").read_text().startswith("epoch,")
     with pytest.raises(ValueError, match="--resume"):
         classify.main(argv)
+
+
+
+TINY = mlp_spec(2, 4, 1)
+
+
+def random_inrs(n, seed=0):
+    """``n`` Gaussian INRs of a tiny spec, labels ``0, 1, 2, 0, ...``, object ids ``100 + i`` (no fitting)."""
+    flat = np.random.default_rng(seed).standard_normal((n, TINY.num_params)).astype(np.float32)
+    ids = np.arange(n)
+    return InrBatch(unflatten_weights(flat, TINY), ids % 3, ids + 100, np.zeros(n, int))
+
+
+def with_nan(data, row):
+    first = np.array(data.weights.weights[0])
+    first[row, 0, 1] = np.nan
+    return data._replace(weights=data.weights._replace(weights=(first,) + data.weights.weights[1:]))
+
+
+def tiny_splits():
+    return {"train": random_inrs(8), "val": random_inrs(4, 1), "test": random_inrs(4, 2)}
+
+
+def train_tiny(sets, num_classes=3, **options):
+    model = build_model("mlp", TINY, num_classes, hidden=(8,))
+    return train_classifier(model, sets["train"], sets["val"], sets["test"], num_classes,
+                            TrainConfig(epochs=1, batch_size=4), progress=False, **options)  # fmt: skip
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_training_refuses_a_nan_inr_naming_split_and_index(split):
+    sets = tiny_splits()
+    sets[split] = with_nan(sets[split], 3)
+    with pytest.raises(ValueError, match=rf"the {split} set has 1 of \d+ INRs with NaN/inf weights \(indices 3; "
+                                         rf"object ids 103\).*finite_rows"):  # fmt: skip
+        train_tiny(sets)
+
+
+def test_dropping_the_nan_inrs_as_the_message_says_trains():
+    sets = tiny_splits()
+    sets["train"] = with_nan(random_inrs(12), 5)
+    sets["train"] = select(sets["train"], finite_rows(sets["train"].weights))
+    history = train_tiny(sets)
+    assert np.isfinite(history["epochs"][0]["train_loss"]) and np.isfinite(history["epochs"][0]["val_loss"])
+
+
+def test_non_finite_normalisation_statistics_are_refused():
+    sets = tiny_splits()
+    stats = weight_stats(sets["train"].weights)
+    stats = stats._replace(std=jax.tree.map(lambda s: s * np.inf, stats.std))
+    with pytest.raises(ValueError, match="normalisation std has NaN/inf entries"):
+        train_tiny(sets, stats=stats)
+
+
+def test_labels_outside_the_classes_are_refused():
+    sets = tiny_splits()
+    with pytest.raises(ValueError, match=r"the train set has 2 labels outside 0..1 \(indices 2, 5, labels 2, 2\)"):
+        train_tiny(sets, num_classes=2)
+
+
+@pytest.mark.parametrize("option,message", [(dict(epochs=0), "epochs must be >= 1, got 0"),
+                                            (dict(batch_size=0), "batch size must be >= 1, got 0")])  # fmt: skip
+def test_training_refuses_zero_epochs_or_batch_size(option, message):
+    sets = tiny_splits()
+    model = build_model("mlp", TINY, 3, hidden=(8,))
+    with pytest.raises(ValueError, match=message):
+        train_classifier(model, sets["train"], sets["val"], sets["test"], 3,
+                         TrainConfig(**{"epochs": 1, "batch_size": 4, **option}), progress=False)  # fmt: skip
+
+
+def test_empty_split_is_refused():
+    sets = tiny_splits()
+    sets["val"] = select(sets["val"], np.zeros(4, bool))
+    with pytest.raises(ValueError, match="the val set is empty"):
+        train_tiny(sets)

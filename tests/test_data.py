@@ -220,3 +220,29 @@ def test_synthetic_datasets_are_deterministic():
     np.testing.assert_array_equal(a.coords, b.coords)
     np.testing.assert_array_equal(a.values, b.values)
     assert a.kind == "sdf" and a.coords.shape == (6, 256, 3) and len(a.class_names) >= 5
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An uint8 IDX file holding ``array``."""
+    return bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">i4").tobytes() + array.astype(np.uint8).tobytes()
+
+
+def test_idx_labels_outside_the_classes_are_refused(tmp_path):
+    directory = tmp_path / "mnist"
+    directory.mkdir()
+    (directory / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((4, 28, 28))))
+    (directory / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([3, 200, 1, 200])))
+    with pytest.raises(ValueError, match=r"mnist train labels in \S*mnist: 2 of 4 labels lie outside the 10 classes "
+                                         r"0..9 \(first: label 200 at index 1\)"):  # fmt: skip
+        load_targets("mnist", "train", tmp_path)
+
+
+def test_cifar_labels_beyond_the_listed_class_names_are_refused(tmp_path):
+    directory = tmp_path / "cifar10"
+    directory.mkdir()
+    record = np.zeros(3073, np.uint8)
+    record[0] = 7
+    (directory / "test_batch.bin").write_bytes(record.tobytes())
+    (directory / "batches.meta.txt").write_text("airplane\nautomobile\n")
+    with pytest.raises(ValueError, match="1 of 1 labels lie outside the 2 classes"):
+        load_targets("cifar10", "test", tmp_path)

@@ -221,3 +221,28 @@ def test_width_config_sets_each_models_width(name, field, value):
 
     assert width_config(name, None) == {}
     assert getattr(build_model(name, mlp_spec(2, 8, 8, 1), 3, **width_config(name, 12)), field) == value
+
+
+def test_max_pool_propagates_a_nan_that_xla_drops():
+    from dwsjax.models.symmetry import max_pool
+
+    x = jnp.ones((2, 32, 32, 4)).at[0, 3, 3, 1].set(jnp.nan)
+    pooled = np.asarray(max_pool(x, (1, 2)))
+    assert np.isnan(pooled[0, 1]) and np.isfinite(np.delete(pooled.ravel(), 1)).all()
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("leaf", ["W0", "W1", "b1"])
+def test_one_nan_weight_gives_nan_logits_for_that_inr_only(name, leaf):
+    spec = SPECS[0]
+    ws = random_ws(0, spec)
+    poisoned = [list(ws.weights), list(ws.biases)]
+    kind, layer = (0 if leaf[0] == "W" else 1), int(leaf[1])
+    poisoned[kind][layer] = poisoned[kind][layer].copy()
+    poisoned[kind][layer][1].flat[2] = np.nan
+    model = build_model(name, spec, 3, **SMALL[name])
+    params = model.init(jax.random.key(0), ws)
+    clean = np.asarray(model.apply(params, ws))
+    logits = np.asarray(model.apply(params, WeightSpace(tuple(poisoned[0]), tuple(poisoned[1]))))
+    assert np.isnan(logits[1]).all()
+    np.testing.assert_allclose(logits[[0, 2]], clean[[0, 2]], rtol=1e-5, atol=1e-6)

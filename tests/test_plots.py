@@ -39,6 +39,8 @@ def test_training_curves_one_line_per_run_split_and_metric():
     loss_ax, acc_ax = fig.axes
     assert len(loss_ax.lines) == len(acc_ax.lines) == 6
     assert {line.get_label() for line in loss_ax.lines} >= {"plain train", "mixup test"}
+    assert [list(line.get_xdata()) for line in acc_ax.lines] == [[0, 1, 2]] * 6  # as history.csv and best_epoch
+    assert "from 0" in loss_ax.get_xlabel()
     with pytest.raises(ValueError, match="at least one run"):
         plot_training_curves({})
 

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from dwsjax import inr_datasets
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.store import InrBatch, InrStore, iterate_batches, objects_in_order
 from experiments import fit_inrs
@@ -17,31 +18,91 @@ def complete_store(tmp_path_factory):
     return build_inr_store(tmp_path_factory.mktemp("a"), CONFIG, objects=10, progress=False)
 
 
-def test_interrupted_fit_resumes_without_loss(complete_store, tmp_path, monkeypatch):
-    original = InrStore.write_shard
-    calls = []
-
-    def crash_after_first_shard(self, index, records, weights):
-        if calls:
-            raise KeyboardInterrupt("killed")
-        calls.append(index)
-        original(self, index, records, weights)
-
-    monkeypatch.setattr(InrStore, "write_shard", crash_after_first_shard)
-    with pytest.raises(KeyboardInterrupt):
-        build_inr_store(tmp_path, CONFIG, objects=10, progress=False)
-    monkeypatch.setattr(InrStore, "write_shard", original)
-    assert InrStore.open(tmp_path).done_shards() == [0]
-    (tmp_path / "shard_00001.npz").write_bytes(b"half-written garbage")  # not in the manifest: ignored
-
-    resumed = build_inr_store(tmp_path, CONFIG, objects=10, progress=False)
-    a, b = complete_store.load(), resumed.load()
-    assert len(b.labels) == 20
+def assert_same_inrs(a: InrBatch, b: InrBatch):
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.object_ids, b.object_ids)
     np.testing.assert_array_equal(a.view_ids, b.view_ids)
     for x, y in zip(jax.tree.leaves(a.weights), jax.tree.leaves(b.weights)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture
+def fitted_objects(monkeypatch):
+    """The object ids fitted by each ``fit_rows`` call (one list per call)."""
+    calls = []
+    original = inr_datasets.fit_rows
+
+    def recording(targets, rows, *args):
+        calls.append(sorted(set(targets.object_ids[rows].tolist())))
+        return original(targets, rows, *args)
+
+    monkeypatch.setattr(inr_datasets, "fit_rows", recording)
+    return calls
+
+
+def test_killed_fit_resumes_from_its_last_part(complete_store, tmp_path, monkeypatch, fitted_objects):
+    monkeypatch.setattr(inr_datasets, "PART_OBJECTS", 3)  # shards of 4 objects: parts of 3 and 1
+    original = InrStore.write_part
+
+    def killed_at_the_fourth_part(self, index, part, columns):
+        if len(fitted_objects) == 4:
+            raise KeyboardInterrupt("killed")
+        original(self, index, part, columns)
+
+    monkeypatch.setattr(InrStore, "write_part", killed_at_the_fourth_part)
+    with pytest.raises(KeyboardInterrupt):
+        build_inr_store(tmp_path, CONFIG, objects=10, progress=False)
+    monkeypatch.setattr(InrStore, "write_part", original)
+    assert InrStore.open(tmp_path).done_shards() == [0]
+    assert sorted(p.name for p in tmp_path.glob("*.part*")) == ["shard_00001.part00.npz"]
+    (tmp_path / "shard_00001.npz").write_bytes(b"half-written garbage")  # not in the manifest: ignored
+
+    fitted_objects.clear()
+    resumed = build_inr_store(tmp_path, CONFIG, objects=10, progress=False)
+    assert fitted_objects == [[7], [8, 9]]  # only the lost part and the shard never started
+    assert not list(tmp_path.glob("*.part*"))
+    assert len(resumed.load().labels) == 20
+    assert_same_inrs(complete_store.load(), resumed.load())
+
+
+def damage(path, how: str) -> None:
+    raw = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif how == "bit-flipped":
+        path.write_bytes(raw[:1000] + bytes([raw[1000] ^ 0x10]) + raw[1001:])
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize("how", ["truncated", "bit-flipped", "deleted"])
+def test_damaged_shard_is_named_on_load_and_refitted_by_a_rerun(complete_store, tmp_path, how, fitted_objects):
+    root = tmp_path / "store"
+    shutil.copytree(complete_store.root, root)
+    damage(root / "shard_00001.npz", how)
+    with pytest.raises(ValueError, match=r"INR shard \S*shard_00001.npz is damaged: .*Rerun the command"):
+        InrStore.open(root).load()
+    with pytest.warns(UserWarning, match=r"shard_00001.npz is damaged: .*; refitting objects 4..7"):
+        repaired = build_inr_store(root, CONFIG, objects=10, progress=False)
+    assert fitted_objects == [[4, 5, 6, 7]]
+    assert_same_inrs(complete_store.load(), repaired.load())
+
+
+def test_shards_written_without_checksums_are_verified_and_upgraded(complete_store, tmp_path, fitted_objects):
+    root = tmp_path / "store"
+    shutil.copytree(complete_store.root, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    for entry in manifest["shards"].values():
+        del entry["sha256"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    damage(root / "shard_00002.npz", "bit-flipped")
+    with pytest.raises(ValueError, match=r"shard_00002.npz is damaged: cannot read it \(BadZipFile: Bad CRC-32"):
+        InrStore.open(root).load()
+    with pytest.warns(UserWarning, match="shard_00002.npz is damaged"):
+        build_inr_store(root, CONFIG, objects=10, progress=False)
+    assert fitted_objects == [[8, 9]]
+    shards = json.loads((root / "manifest.json").read_text())["shards"]
+    assert shards == json.loads((complete_store.root / "manifest.json").read_text())["shards"]
 
 
 def test_a_store_with_more_objects_serves_fewer_without_refitting(complete_store, tmp_path, monkeypatch):
@@ -50,7 +111,8 @@ def test_a_store_with_more_objects_serves_fewer_without_refitting(complete_store
     def refuse(*_):
         raise AssertionError("a shard was refitted")
 
-    monkeypatch.setattr(InrStore, "write_shard", refuse)
+    monkeypatch.setattr(InrStore, "write_part", refuse)
+    monkeypatch.setattr(InrStore, "finish_shard", refuse)
     store = build_inr_store(tmp_path / "store", CONFIG, objects=9, progress=False)
     assert len(store.load().labels) == 20
 
@@ -61,7 +123,7 @@ def test_store_records_and_batches(complete_store):
     np.testing.assert_array_equal(data.view_ids, np.tile([0, 1], 10))
     np.testing.assert_array_equal(data.object_ids, np.repeat(np.arange(10), 2))
     assert complete_store.summary()["ok"] == 20
-    assert complete_store.metadata["kind"] == "image"
+    assert complete_store.metadata["kind"] == "image" and complete_store.activation == "sine"
     one_view = complete_store.load(views=1)
     assert set(one_view.view_ids.tolist()) == {0}
     batches = list(iterate_batches(data, 8, jax.random.key(0)))
@@ -83,7 +145,7 @@ def test_corrupt_or_missing_store_is_a_clear_error(complete_store, tmp_path):
     (broken / "manifest.json").write_text(json.dumps(manifest))
     for index in (0, 1, 2):
         (broken / f"shard_{index:05d}.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="cannot read INR shard"):
+    with pytest.raises(ValueError, match="shard_00000.npz is damaged"):
         InrStore.open(broken).load()
 
 

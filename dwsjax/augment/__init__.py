@@ -26,13 +26,16 @@ from dwsjax.augment.mixup import (
 )
 from dwsjax.augment.permutation import permutation, random_perms
 from dwsjax.augment.pipeline import (
+    ACTIVATIONS,
     AUGMENTATIONS,
     COMBINATION,
     PAIR_AUGMENTATIONS,
+    PRESERVES_FUNCTION_ONLY_FOR,
     Pipeline,
     Step,
     apply_to_batch,
     build_pipeline,
+    check_activation,
     combination,
     make_step,
 )

@@ -6,6 +6,12 @@ Single-network augmentations are ``(key, ws) -> ws`` and MixUp-style ones
 ``(key, ws_batch, labels_batch) -> (ws_batch, labels_batch)``, each step to each
 sample independently with its own probability; a MixUp step pairs every sample
 with another one of the batch (a random permutation of the batch).
+
+Activation symmetries preserve the function only for one activation (SIREN
+negation and SIREN bias for sine, ReLU scaling for ReLU): building a step for
+INRs of the other activation is refused, and warned about when the activation
+is not known (``activation=None``). The check happens when the pipeline is
+built, so the pipeline itself stays jittable.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import warnings
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -92,26 +99,55 @@ PAIR_AUGMENTATIONS: dict[str, Callable] = {
 
 COMBINATION = ("translate", "gaussian_noise", "siren_negation", "mixup_aligned")
 
+ACTIVATIONS = {"sine": "sine (SIREN)", "relu": "ReLU"}
+PRESERVES_FUNCTION_ONLY_FOR = {"siren_negation": "sine", "siren_bias": "sine", "relu_scaling": "relu"}
 
-def make_step(name: str, prob: float = 1.0, w0: float = SIREN_W0, **options) -> Step:
-    """The registered augmentation ``name``; ``w0`` reaches SIREN-specific ones,
-    ``options`` override any hyperparameter the augmentation accepts."""
+
+def check_activation(name: str, activation: str | None) -> None:
+    """Refuse an activation symmetry on INRs of another activation; warn when ``activation`` is ``None``
+    (unknown). ``activation`` is ``"sine"``, ``"relu"`` or ``None``."""
+    if activation is not None and activation not in ACTIVATIONS:
+        raise ValueError(f"unknown INR activation {activation!r}; use one of {sorted(ACTIVATIONS)} or None")
+    needs = PRESERVES_FUNCTION_ONLY_FOR.get(name)
+    if needs is None or needs == activation:
+        return
+    only = f"{name} preserves the function only for {ACTIVATIONS[needs]} INRs"
+    if activation is None:
+        warnings.warn(f"{only}; the INRs' activation is unknown (activation=None), and on INRs of another "
+                      f"activation it changes the function", stacklevel=3)  # fmt: skip
+        return
+    suited = sorted(n for n, a in PRESERVES_FUNCTION_ONLY_FOR.items() if a == activation)
+    raise ValueError(
+        f"{only}, but these INRs use {ACTIVATIONS[activation]} activations, where it changes the function. "
+        f"Remove {name} from the augmentations ({ACTIVATIONS[activation]} INRs have {', '.join(suited)}), or "
+        f"pass activation=None to apply it anyway"
+    )
+
+
+def make_step(name: str, prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine",
+              **options) -> Step:  # fmt: skip
+    """The registered augmentation ``name`` for INRs with ``activation`` (see :func:`check_activation`);
+    ``w0`` reaches SIREN-specific ones, ``options`` override any hyperparameter the augmentation accepts."""
     table = {**AUGMENTATIONS, **PAIR_AUGMENTATIONS}
     if name not in table:
         raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(sorted(table) + ['combination'])}")
+    check_activation(name, activation)
     fn = table[name]
     params = inspect.signature(fn).parameters
     kwargs = {k: v for k, v in {"w0": w0, **options}.items() if k in params}
     return Step(functools.partial(fn, **kwargs) if kwargs else fn, prob, name in PAIR_AUGMENTATIONS)
 
 
-def combination(prob: float = 1.0, w0: float = SIREN_W0) -> Pipeline:
-    """The paper's combination: translate, Gaussian noise, SIREN negation, aligned MixUp."""
-    return Pipeline(tuple(make_step(name, prob, w0) for name in COMBINATION))
+def combination(prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine") -> Pipeline:
+    """The paper's combination: translate, Gaussian noise, SIREN negation, aligned MixUp (SIRENs only)."""
+    return Pipeline(tuple(make_step(name, prob, w0, activation) for name in COMBINATION))
 
 
-def build_pipeline(spec: str | Sequence[str], prob: float = 1.0, w0: float = SIREN_W0) -> Pipeline:
-    """``"translate,gaussian_noise:0.5,mixup_aligned"`` -> :class:`Pipeline`.
+def build_pipeline(
+    spec: str | Sequence[str], prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine"
+) -> Pipeline:
+    """``"translate,gaussian_noise:0.5,mixup_aligned"`` -> :class:`Pipeline` for INRs with
+    ``activation`` (``"sine"``: SIRENs, ``"relu"``, or ``None``: unknown; see :func:`check_activation`).
 
     ``name:p`` sets that step's probability (default ``prob``); ``combination``
     expands to :data:`COMBINATION`.
@@ -121,5 +157,5 @@ def build_pipeline(spec: str | Sequence[str], prob: float = 1.0, w0: float = SIR
     for item in (n.strip() for n in names if n.strip()):
         name, _, p = item.partition(":")
         p = float(p) if p else prob
-        steps += combination(p, w0).steps if name == "combination" else [make_step(name, p, w0)]
+        steps += combination(p, w0, activation).steps if name == "combination" else [make_step(name, p, w0, activation)]
     return Pipeline(tuple(steps))

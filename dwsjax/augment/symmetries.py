@@ -6,6 +6,10 @@
   by ``k pi / w0`` and multiplying the outgoing weights by ``(-1)^k`` keeps it.
 - ReLU scaling: ``relu(c z) = c relu(z)`` for ``c > 0``: ``W_i -> W_i C``,
   ``b_i -> C b_i``, ``W_{i+1} -> C^-1 W_{i+1}`` (weights stored ``(d_in, d_out)``).
+
+Each preserves the function only for its activation: the SIREN ones change a
+ReLU network, ReLU scaling changes a SIREN (``sin(c z) != c sin(z)``). The
+functions cannot tell; :func:`dwsjax.augment.build_pipeline` refuses a mismatch.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ def _hidden_keys(key: jax.Array, ws: WeightSpace):
 
 
 def siren_negation(key: jax.Array, ws: WeightSpace, prob: float = 0.5) -> WeightSpace:
-    """Negate each hidden neuron independently with probability ``prob``."""
+    """Negate each hidden neuron independently with probability ``prob`` (SIRENs only)."""
     signs = tuple(
         jnp.where(jax.random.bernoulli(k, prob, (n,)), -1.0, 1.0).astype(ws.weights[0].dtype)
         for k, n in _hidden_keys(key, ws)
@@ -48,7 +52,7 @@ def siren_shift_biases(ws: WeightSpace, shifts: tuple, w0: float = SIREN_W0) -> 
 def siren_bias(
     key: jax.Array, ws: WeightSpace, max_shift: int = 2, w0: float = SIREN_W0
 ) -> WeightSpace:
-    """SIREN bias augmentation with ``k ~ U{-max_shift, ..., max_shift}`` per hidden neuron."""
+    """SIREN bias augmentation with ``k ~ U{-max_shift, ..., max_shift}`` per hidden neuron (SIRENs only)."""
     shifts = tuple(
         jax.random.randint(k, (n,), -max_shift, max_shift + 1) for k, n in _hidden_keys(key, ws)
     )
@@ -56,7 +60,7 @@ def siren_bias(
 
 
 def relu_scaling(key: jax.Array, ws: WeightSpace, low: float = 0.5, high: float = 2.0) -> WeightSpace:
-    """Scale each hidden ReLU neuron by ``c ~ U(low, high)`` (in) and ``1/c`` (out)."""
+    """Scale each hidden ReLU neuron by ``c ~ U(low, high)`` (in) and ``1/c`` (out) (ReLU networks only)."""
     scales = tuple(
         jax.random.uniform(k, (n,), ws.weights[0].dtype, low, high) for k, n in _hidden_keys(key, ws)
     )

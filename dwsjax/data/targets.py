@@ -50,15 +50,31 @@ def image_targets(pixels: np.ndarray, labels: np.ndarray, class_names: tuple[str
     )
 
 
+def check_labels(labels: np.ndarray, class_names: tuple[str, ...], source: str) -> None:
+    """Refuse labels that index no class: one-hot targets would silently be all zero."""
+    outside = np.flatnonzero((labels < 0) | (labels >= len(class_names)))
+    if outside.size:
+        raise ValueError(
+            f"{source}: {outside.size} of {len(labels)} labels lie outside the {len(class_names)} classes "
+            f"0..{len(class_names) - 1} (first: label {labels[outside[0]]} at index {outside[0]}); the labels "
+            "file is corrupt or belongs to another dataset: replace it with the original download"
+        )
+
+
 def local_or_tfds(name: str, split: str, data_dir, patterns, load_local) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """Images, labels, class names from the data directory, else from TFDS when installed."""
+    """Images, labels (checked against the class names), class names from the data
+    directory, else from TFDS when installed."""
     try:
         directory = find_dataset_dir(name, data_dir, patterns)
     except FileNotFoundError:
         if not images.tfds_installed():
             raise
-        return images.load_tfds_images(name, split)
-    return load_local(directory)
+        pixels, labels, names = images.load_tfds_images(name, split)
+        check_labels(labels, names, f"TFDS {name} {split}")
+        return pixels, labels, names
+    pixels, labels, names = load_local(directory)
+    check_labels(labels, names, f"{name} {split} labels in {directory}")
+    return pixels, labels, names
 
 
 def load_idx_targets(name: str, split: str, data_dir, class_names: tuple[str, ...]) -> tuple:

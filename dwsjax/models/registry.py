@@ -32,6 +32,8 @@ def width_config(name: str, width: int | None) -> dict[str, Any]:
     transformer dim, or every hidden layer of the flat MLP; ``{}`` for ``None``."""
     if width is None:
         return {}
+    if width < 1:
+        raise ValueError(f"a model width must be >= 1, got {width} (--hidden)")
     if name == "mlp":
         return {"hidden": (width,) * len(FlatMLP.hidden)}
     return {{"dws": "hidden", "gnn": "node_dim", "transformer": "dim"}[name]: width}

@@ -96,14 +96,25 @@ def unfold(x: jax.Array, slot: Slot) -> jax.Array:
 Reduction = Callable[..., jax.Array]
 
 
+def nan_propagating_max(x: jax.Array, axis: tuple[int, ...]) -> jax.Array:
+    """``jnp.max`` that is NaN wherever a reduced entry is NaN.
+
+    XLA on CPU drops NaNs from some multi-axis max reductions (``(2, 32, 32, 4)``
+    over axes ``(1, 2)`` returns the largest number), which would let a NaN weight
+    yield finite predictions.
+    """
+    return jnp.where(jnp.any(jnp.isnan(x), axis=axis), jnp.nan, jnp.max(x, axis=axis))
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(1,))
 def max_pool(x: jax.Array, axis: tuple[int, ...]) -> jax.Array:
-    """``jnp.max`` whose gradient goes to every maximiser (one cheap select, not jax's count-and-divide)."""
-    return jnp.max(x, axis=axis)
+    """:func:`nan_propagating_max` whose gradient goes to every maximiser (one cheap
+    select, not jax's count-and-divide)."""
+    return nan_propagating_max(x, axis)
 
 
 def _max_pool_fwd(x, axis):
-    out = jnp.max(x, axis=axis)
+    out = nan_propagating_max(x, axis)
     return out, (x, out)
 
 

@@ -1,0 +1,72 @@
+"""What every experiment CLI shares: its parser (defaults in ``--help``, ``--debug``) and its entry point.
+
+A user mistake (missing data, a bad flag value, a damaged file: our code raises
+``ValueError`` or ``FileNotFoundError`` saying what is wrong and how to fix it)
+ends the command with that one line on stderr and exit status 1, and warnings
+(e.g. a damaged store shard being refitted) print as one line; ``--debug``
+shows the traceback and the warnings' source lines instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Callable, Sequence
+
+USER_ERRORS = (ValueError, FileNotFoundError)
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` states this option's default: not for positionals, or defaults of
+    ``None``/``False`` (unset options and flags that are off), whose help says what they mean."""
+    unset = any(action.default is value for value in (None, False, argparse.SUPPRESS))
+    return bool(action.option_strings) and not unset
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and appends ``(default: ...)`` to the help of every
+    option that :func:`shows_default`, unless the help already explains its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if "default" in help_text or not shows_default(action):
+            return help_text
+        return f"{help_text} (default: %(default)s)"
+
+
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose options without a help text still show their default."""
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.help is None and shows_default(action):
+            action.help = "(default: %(default)s)"
+        return action
+
+
+def make_parser(description: str | None) -> CliParser:
+    """A :class:`CliParser` with :class:`HelpFormatter` and the shared ``--debug`` flag."""
+    parser = CliParser(description=description, formatter_class=HelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error, not one line")
+    return parser
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings`` format for the command line: ``warning: <message>``, no source location."""
+    return f"warning: {message}\n"
+
+
+def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
+    """Call ``main(argv)`` (default: the command line); a user error becomes one line on
+    stderr and exit status 1, and warnings print as ``warning: ...``, unless ``--debug`` is given."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" not in argv:
+        warnings.formatwarning = one_line_warning
+    try:
+        main(argv)
+    except USER_ERRORS as err:
+        if "--debug" in argv:
+            raise
+        message = " ".join(str(err).split("\n"))
+        sys.exit(f"error: {message} (rerun with --debug for the traceback)")

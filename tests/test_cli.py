@@ -1,0 +1,76 @@
+"""The experiment CLIs: one-line user errors, no debris after a failed run, defaults in --help."""
+
+import pytest
+
+from dwsjax.data import DATA_DIR_ENV
+from experiments import classify, fit_inrs, reproduce, ssl, views
+from experiments.cli import run_cli
+
+
+@pytest.fixture
+def no_mnist(tmp_path, monkeypatch):
+    """A data directory without MNIST and no TFDS fallback."""
+    monkeypatch.setattr("dwsjax.data.images.tfds_installed", lambda: False)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+
+
+def test_a_user_error_is_one_line_and_debug_shows_the_traceback(tmp_path, no_mnist):
+    argv = ["--dataset", "mnist", "--objects", "4", "--out", str(tmp_path / "store")]
+    with pytest.raises(SystemExit) as info:
+        run_cli(fit_inrs.main, argv)
+    message = str(info.value.code)
+    assert message.startswith("error: mnist: no directory with train-images-idx3-ubyte*") and "\n" not in message
+    assert message.endswith("(rerun with --debug for the traceback)")
+    with pytest.raises(FileNotFoundError, match="mnist: no directory"):
+        run_cli(fit_inrs.main, argv + ["--debug"])
+
+
+def test_a_failed_run_leaves_no_run_or_store_directory(tmp_path, no_mnist):
+    argv = ["--dataset", "mnist", "--train-objects", "4", "--val-objects", "2", "--test-objects", "2",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs" / "mnist_dws")]  # fmt: skip
+    with pytest.raises(FileNotFoundError):
+        classify.main(argv)
+    with pytest.raises(FileNotFoundError):
+        fit_inrs.main(["--dataset", "mnist", "--out", str(tmp_path / "stores" / "mnist")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_failed_run_keeps_an_existing_run_directory(tmp_path, no_mnist):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(FileNotFoundError):
+        classify.main(["--dataset", "mnist", "--cache-dir", str(tmp_path / "cache"), "--out", str(run)])
+    assert run.is_dir()
+
+
+@pytest.mark.parametrize("cli", [classify, fit_inrs, reproduce, ssl, views])
+def test_help_shows_defaults_and_the_debug_flag(cli, capsys):
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--debug" in text and "(default: " in text
+
+
+def test_help_keeps_the_usage_examples_and_shows_numeric_defaults(capsys):
+    with pytest.raises(SystemExit):
+        fit_inrs.parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "--objects 1024 \\\n        --views 2" in text
+    with pytest.raises(SystemExit):
+        classify.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS (default: 10)" in text and "--seed SEED training seed (INRs are fitted with seed 0) " \
+        "(default: 0)" in text  # fmt: skip
+
+
+@pytest.mark.parametrize("flag,value,message", [("--val-objects", "0", "--val-objects must be >= 1, got 0"),
+                                                ("--augment", "flip", "unknown augmentation 'flip'")])  # fmt: skip
+def test_bad_flags_are_one_line_errors_and_leave_no_run_directory(tmp_path, flag, value, message):
+    argv = ["--dataset", "synthetic2d", "--train-objects", "4", "--val-objects", "2", "--test-objects", "2",
+            "--inr-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--no-progress"]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        run_cli(classify.main, argv + [flag, value])
+    assert str(info.value.code).startswith(f"error: {message}")
+    assert not (tmp_path / "run").exists()
