@@ -93,15 +93,17 @@ def markdown_table(rows: list[dict], pretrain_batch_size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(results_dir: Path, set_name: str) -> Path:
+def write_table(results_dir: Path, set_name: str, inr_recipe: str = DEFAULT_RECIPE) -> Path:
+    """The markdown table of the set's runs on INRs of ``inr_recipe``."""
     from experiments import ssl
 
     args = ssl.parse_args(SSL_SETS[set_name])
-    command = shlex.join(["python", "-m", "experiments.ssl", *SSL_SETS[set_name], "--seed", "S"])
+    command = shlex.join(["python", "-m", "experiments.ssl", *SSL_SETS[set_name], "--inr-recipe", inr_recipe,
+                          "--seed", "S"])  # fmt: skip
     header = (f"# {set_name} (SimCLR pre-training, then fine-tuning vs scratch; test accuracy % at the "
               f"best validation epoch)\n\nPer seed S: `{command}`\n\n")  # fmt: skip
     path = results_dir / f"{set_name}.md"
-    rows = read_csv_rows(results_dir / f"{set_name}.csv")
+    rows = [r for r in read_csv_rows(results_dir / f"{set_name}.csv") if r["inr_recipe"] == inr_recipe]
     atomic_write_text(path, header + markdown_table(rows, args.pretrain_batch_size))
     return path
 
@@ -114,7 +116,7 @@ def run_ssl_set(set_name: str, seeds: list[int], results_dir: Path, runs_dir: Pa
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path = results_dir / f"{set_name}.csv"
     for i, seed in enumerate([] if table_only else seeds):
-        if str(seed) in {r["seed"] for r in read_csv_rows(csv_path)}:
+        if (str(seed), inr_recipe) in {(r["seed"], r["inr_recipe"]) for r in read_csv_rows(csv_path)}:
             print(f"[{i + 1}/{len(seeds)}] seed {seed}: already in {csv_path}, skipped")
             continue
         print(f"[{i + 1}/{len(seeds)}] {set_name} seed {seed}", flush=True)
@@ -123,5 +125,5 @@ def run_ssl_set(set_name: str, seeds: list[int], results_dir: Path, runs_dir: Pa
         results = ssl.main(ssl_argv(set_name, seed, out, data_dir, cache_dir, inr_recipe))
         print(f"seed {seed} took {time.perf_counter() - start:.0f} s")
         append_csv_rows(csv_path, seed_rows(results), COLUMNS)
-        write_table(results_dir, set_name)
-    return write_table(results_dir, set_name)
+        write_table(results_dir, set_name, inr_recipe)
+    return write_table(results_dir, set_name, inr_recipe)
