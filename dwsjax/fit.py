@@ -11,8 +11,8 @@ INRs need, not ``slots x`` the slowest one's. The gradient of the SIREN loss is
 written out by hand (the backward pass reuses the forward's ``cos(u)``), with
 :mod:`dwsjax.sine`'s fused polynomials instead of ``jnp.sin``.
 
-Each INR's initial weights come from a key derived from ``(seed, object_id,
-view)`` alone, and its Adam state is its own, so an INR's result does not
+Each INR's initial weights come from a key derived from ``(seed, split,
+object_id, view)`` alone, and its Adam state is its own, so an INR's result does not
 depend on which other INRs share its batch (up to float rounding of the batched
 matmuls); for a given input and configuration the result is bitwise reproducible.
 """
@@ -76,9 +76,20 @@ class FitResult(NamedTuple):
     steps: jax.Array
 
 
-def inr_keys(seed: int, object_ids: np.ndarray, views: np.ndarray) -> jax.Array:
-    """One key per INR: ``fold_in(fold_in(key(seed), object_id), view)``; shapes ``(N,)``."""
-    base = jax.random.key(seed)
+SPLIT_KEY_STREAMS = {"train": 0, "test": 1}
+
+
+def inr_keys(seed: int, object_ids: np.ndarray, views: np.ndarray, split: str = "train") -> jax.Array:
+    """One key per INR: ``fold_in(fold_in(fold_in(key(seed), split), object_id), view)``; shapes ``(N,)``.
+
+    The split is part of the key: object ``i`` of the test split must not start from
+    the same weights as object ``i`` of the train split (after a short fit an INR still
+    correlates strongly with its init, so shared inits would tie test INRs to
+    training INRs, and on datasets whose labels follow the index, leak the label).
+    """
+    if split not in SPLIT_KEY_STREAMS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_KEY_STREAMS)}, got {split!r}")
+    base = jax.random.fold_in(jax.random.key(seed), SPLIT_KEY_STREAMS[split])
     return jax.vmap(lambda o, v: jax.random.fold_in(jax.random.fold_in(base, o), v))(
         jnp.asarray(object_ids, jnp.uint32), jnp.asarray(views, jnp.uint32)
     )

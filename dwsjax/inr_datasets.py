@@ -59,18 +59,19 @@ class InrDatasetConfig(NamedTuple):
             "shard_objects": self.shard_objects,
             "data": data,
             "recipe": self.recipe,
+            "init_keys": "seed/split/object/view",
             **fit,
         }
 
 
 def fit_rows(
-    targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int, fit_config: FitConfig
+    targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int, split: str, fit_config: FitConfig
 ) -> dict[str, np.ndarray]:
-    """Fit one SIREN per ``(targets row, view)`` pair: the store's columns
+    """Fit one SIREN per ``(targets row, view)`` pair of ``split``: the store's columns
     (:data:`dwsjax.store.SHARD_COLUMNS`), ``weights`` flat ``(n, num_params)``."""
     coords = targets.coords if targets.coords.ndim == 2 else targets.coords[rows]
     values = targets.values[rows]
-    result = fit_sirens(inr_keys(seed, targets.object_ids[rows], views), coords, values, fit_config)
+    result = fit_sirens(inr_keys(seed, targets.object_ids[rows], views, split), coords, values, fit_config)
     mse = np.asarray(result.mse)
     return {
         "weights": np.asarray(flatten_weights(result.weights), np.float32),
@@ -161,7 +162,7 @@ def fit_missing_shards(
             views = np.tile(np.arange(config.views), len(rows) // config.views)
             columns = store.read_part(index, part)
             if not holds_inrs(columns, targets.object_ids[rows], views):
-                columns = fit_rows(targets, rows, views, config.seed, fit_config)
+                columns = fit_rows(targets, rows, views, config.seed, config.split, fit_config)
                 store.write_part(index, part, columns)
             parts.append(columns)
             bar.update(len(rows))

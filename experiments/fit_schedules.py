@@ -1,18 +1,18 @@
 """Which SIREN fitting schedule is cheapest without costing downstream accuracy?
 
-    python -m experiments.fit_schedules --schedules 5e-4:2000,1e-3:1000,2e-3:500
+    python -m experiments.fit_schedules --schedules 5e-4:2000,2e-3:1000 --seeds 0,1
 
 Each schedule ``lr:steps`` (optionally ``lr:steps:psnr``; default early stop: the
 recipe's 40 dB) fits Fashion-MNIST INRs with the DWSNets init and output offset
 (``--inr-recipe dwsnets`` with the schedule's overrides), then trains DWS-32
 under the CPU protocol (2,000 training, 500 validation and 1,000 test objects,
-40 epochs, seed 0). One row per schedule goes to ``results/fit-schedules.csv``
-(fitting seconds and mean Adam steps per INR, mean PSNR, the per-layer standard
+40 epochs) for each training seed. One row per schedule and seed goes to ``results/fit-schedules.csv``
+(mean Adam steps per INR, the fitting cost, mean PSNR, the per-layer standard
 deviation of the training INRs' weights next to the published statistics of
 the reference Fashion-MNIST INR dataset, the correlation of the first layer
 with its initial value, and test accuracy at the best validation epoch);
-finished schedules are skipped on a rerun, and ``results/fit-schedules.md`` is
-rendered again after each.
+finished runs are skipped on a rerun, and ``results/fit-schedules.md`` (mean
+and std of test accuracy over seeds) is rendered again after each.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ import numpy as np
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from experiments.cli import make_parser, run_cli
+from experiments.tables import mean_pm_std
 
 # Per-layer standard deviation of the weights of the reference Fashion-MNIST INR dataset
 # (the augmentation paper's release; as stated in issue 16).
 REFERENCE_STD = {"W0": 0.078, "b0": 0.029, "W1": 0.032, "b1": 0.017, "W2": 0.135}
 STD_FACTOR = 1.6  # a schedule is "faithful" when every layer's std is within this factor of the reference
 PROTOCOL = dict(train_objects=2000, val_objects=500, test_objects=1000, epochs=40)
-COLUMNS = ["schedule", "lr", "steps", "target_psnr", "fit_seconds", "fit_inrs", "mean_inr_steps", "mean_psnr",
+COLUMNS = ["schedule", "seed", "lr", "steps", "target_psnr", "fit_seconds", "fit_inrs", "mean_inr_steps", "mean_psnr",
            *(f"std_{k}" for k in REFERENCE_STD), "corr_W0_init", "std_within_factor", "test_accuracy",
            "val_accuracy", "best_epoch", "final_train_accuracy"]  # fmt: skip
 
@@ -63,28 +65,40 @@ def init_correlation(batch, seed: int, init_scheme: str) -> float:
 
 
 def markdown(rows: list[dict]) -> str:
-    header = ("| schedule (lr:steps) | fit s | INR-steps/INR | PSNR (dB) | "
-              + " | ".join(f"std {k}" for k in REFERENCE_STD) + " | corr W0, init | within 1.6x | test acc. (%) |")  # fmt: skip
+    """One line per schedule: its INRs' statistics (from its first row) and test accuracy over seeds."""
+    header = ("| schedule (lr:steps) | Adam steps per INR | PSNR (dB) | "
+              + " | ".join(f"std {k}" for k in REFERENCE_STD)
+              + " | corr W0, init | within 1.6x | test acc. (%) | seeds |")  # fmt: skip
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    lines.append("| reference FMNIST INR dataset | | | | " + " | ".join(f"{v:.3f}" for v in REFERENCE_STD.values())
-                 + " | | | |")  # fmt: skip
+    lines.append("| reference FMNIST INR dataset | | | " + " | ".join(f"{v:.3f}" for v in REFERENCE_STD.values())
+                 + " | | | | |")  # fmt: skip
+    schedules: dict[str, list[dict]] = {}
     for r in rows:
+        schedules.setdefault(r["schedule"], []).append(r)
+    for name, runs in schedules.items():
+        r = runs[0]
         stds = " | ".join(f"{float(r[f'std_{k}']):.3f}" for k in REFERENCE_STD)
-        lines.append(f"| {r['schedule']} | {float(r['fit_seconds']):.0f} | {float(r['mean_inr_steps']):.0f} | "
+        accuracy = mean_pm_std([100 * float(run["test_accuracy"]) for run in runs])
+        lines.append(f"| {name} | {float(r['mean_inr_steps']):.0f} | "
                      f"{float(r['mean_psnr']):.1f} | {stds} | {float(r['corr_W0_init']):.3f} | "
-                     f"{r['std_within_factor']} | {100 * float(r['test_accuracy']):.1f} |")  # fmt: skip
+                     f"{r['std_within_factor']} | {accuracy} | {len(runs)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def run_schedule(args, lr: float, steps: int, target_psnr: float) -> dict:
+def schedule_name(lr: float, steps: int, target_psnr: float) -> str:
+    return f"{lr:g}:{steps}" + ("" if target_psnr == 40.0 else f":{target_psnr:g}")
+
+
+def run_schedule(args, lr: float, steps: int, target_psnr: float, seed: int) -> dict:
+    """Fit (or reuse) the schedule's INR stores, measure them, train DWS-32 with ``seed``: one CSV row."""
     from experiments import classify
 
-    name = f"{lr:g}:{steps}" + ("" if target_psnr == 40.0 else f":{target_psnr:g}")
+    name = schedule_name(lr, steps, target_psnr)
     argv = ["--dataset", "fmnist", "--model", "dws", "--inr-recipe", "dwsnets", "--inr-lr", str(lr),
-            "--inr-steps", str(steps), "--inr-target-psnr", str(target_psnr), "--seed", "0",
+            "--inr-steps", str(steps), "--inr-target-psnr", str(target_psnr), "--seed", str(seed),
             "--train-objects", str(PROTOCOL["train_objects"]), "--val-objects", str(PROTOCOL["val_objects"]),
             "--test-objects", str(PROTOCOL["test_objects"]), "--epochs", str(PROTOCOL["epochs"]),
-            "--cache-dir", args.cache_dir, "--out", str(Path(args.runs_dir) / name.replace(":", "_")),
+            "--cache-dir", args.cache_dir, "--out", str(Path(args.runs_dir) / f"{name.replace(':', '_')}_s{seed}"),
             "--resume", "--plot", "--no-progress"]  # fmt: skip
     if args.data_dir:
         argv += ["--data-dir", args.data_dir]
@@ -95,7 +109,7 @@ def run_schedule(args, lr: float, steps: int, target_psnr: float) -> dict:
     stds = layer_stds(train.weights)
     results = classify.main(argv)
     return {
-        "schedule": name, "lr": lr, "steps": steps, "target_psnr": target_psnr,
+        "schedule": name, "seed": seed, "lr": lr, "steps": steps, "target_psnr": target_psnr,
         "fit_seconds": round(fit_seconds, 1), "fit_inrs": int(fitted.size),
         "mean_inr_steps": round(float(fitted.mean()), 1), "mean_psnr": round(store.summary()["mean_psnr"], 2),
         **{f"std_{k}": round(v, 4) for k, v in stds.items()},
@@ -108,9 +122,10 @@ def run_schedule(args, lr: float, steps: int, target_psnr: float) -> dict:
 
 
 def main(argv=None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--schedules", default="5e-4:2000,1e-3:1000,2e-3:500",
                    type=lambda t: [parse_schedule(s) for s in t.split(",")])
+    p.add_argument("--seeds", default="0", help="DWS training seeds, comma-separated")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"))
     p.add_argument("--runs-dir", default="runs/fit-schedules")
@@ -119,11 +134,11 @@ def main(argv=None) -> list[dict]:
     use_all_cpu_cores()
     csv_path = Path(args.results_dir) / "fit-schedules.csv"
     rows = read_csv_rows(csv_path) if csv_path.exists() else []
-    for lr, steps, target in args.schedules:
-        name = f"{lr:g}:{steps}" + ("" if target == 40.0 else f":{target:g}")
-        if any(r["schedule"] == name for r in rows):
+    runs = [(schedule, int(seed)) for seed in args.seeds.split(",") for schedule in args.schedules]
+    for (lr, steps, target), seed in runs:
+        if any((r["schedule"], r["seed"]) == (schedule_name(lr, steps, target), str(seed)) for r in rows):
             continue
-        row = run_schedule(args, lr, steps, target)
+        row = run_schedule(args, lr, steps, target, seed)
         print(json.dumps(row), flush=True)
         append_csv_rows(csv_path, [row], COLUMNS)
         rows = read_csv_rows(csv_path)
@@ -132,4 +147,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -86,7 +86,7 @@ def fit_example_inrs(
         raise ValueError(f"the gallery renders images; {name} holds {targets.kind} targets")
     idx = distinct_class_indices(targets.labels, count)
     config = InrDatasetConfig(name, "test", recipe=recipe, steps=steps).fit_config()
-    result = fit_sirens(inr_keys(seed, targets.object_ids[idx], np.zeros(count)), targets.coords,
+    result = fit_sirens(inr_keys(seed, targets.object_ids[idx], np.zeros(count), "test"), targets.coords,
                         targets.values[idx], config)  # fmt: skip
     return ExampleInrs(
         dataset=name,

@@ -147,3 +147,12 @@ def test_bad_fit_input_is_a_clear_error():
         fit_sirens(keys, d.image_coords(4, 4), jnp.zeros((2, 16, 3)), config)
     with pytest.raises(ValueError, match="coords must be"):
         fit_sirens(keys, jnp.zeros((16, 3)), jnp.zeros((2, 16, 1)), config)
+
+
+def test_train_and_test_objects_of_one_index_start_from_different_weights():
+    ids, views = np.arange(3), np.zeros(3, int)
+    train = d.siren_init_batch(inr_keys(0, ids, views, "train"), GRAY)
+    test = d.siren_init_batch(inr_keys(0, ids, views, "test"), GRAY)
+    assert not np.allclose(train.weights[0], test.weights[0])
+    with pytest.raises(ValueError, match="split must be one of"):
+        inr_keys(0, ids, views, "val")
