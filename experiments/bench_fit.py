@@ -69,8 +69,8 @@ def main(argv=None) -> list[dict]:
         return time.perf_counter() - start, out
 
     recipe = fit_recipe(args.inr_recipe, "image")
-    recipe = recipe._replace(steps=args.steps, target_psnr=None, learning_rate=args.lr or recipe.learning_rate)
-    config = FitConfig.from_recipe(spec, recipe, chunk_size=args.chunk_size)
+    throughput = recipe._replace(steps=args.steps, target_psnr=None, learning_rate=args.lr or recipe.learning_rate)
+    config = FitConfig.from_recipe(spec, throughput, chunk_size=args.chunk_size)
     keys = inr_keys(0, np.arange(args.batch), np.zeros(args.batch, int))
     batch_values = values[: args.batch]
     timed(lambda: fit_sirens(keys, coords, batch_values, config))
