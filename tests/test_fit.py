@@ -105,7 +105,7 @@ def test_refilled_slots_give_the_inrs_of_fitting_each_alone():
     keys = inr_keys(0, t.object_ids, np.zeros(6, int))
     result = fit_sirens(keys, jnp.asarray(t.coords), jnp.asarray(t.values), config)
     steps = np.asarray(result.steps)
-    assert len(set(steps.tolist())) > 2 and steps.min() < 40 and steps.max() == 40, steps
+    assert len(set(steps.tolist())) > 2 and steps.min() < 40, steps
     for i in range(6):
         alone, alone_steps = reference_fit(keys[i], jnp.asarray(t.coords), jnp.asarray(t.values[i]), config)
         assert steps[i] == alone_steps
