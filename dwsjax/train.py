@@ -3,7 +3,8 @@
 One epoch = one pass over the shuffled training INRs in batches; every
 training batch is augmented inside the jitted step (``augment(key, ws, y) ->
 (ws, y)`` with soft labels ``y``), normalised with the training set's
-statistics, and fed to the model with AdamW and softmax cross-entropy. After
+statistics, and fed to the model with softmax cross-entropy and the run's
+optimiser (:mod:`dwsjax.optim`: AdamW or AMSGrad, warmup, decay, clipping). After
 each epoch the model is evaluated on validation and test sets and the epoch
 with the best validation accuracy is kept (as in the paper). All randomness
 comes from ``(seed, epoch)``, and a checkpoint is written after every epoch,
@@ -33,6 +34,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
+from dwsjax.optim import TrainRecipe, optimizer
 from dwsjax.store import InrBatch
 from dwsjax.weights import WeightSpace, WeightStats, finite_rows, normalize, weight_stats
 
@@ -40,12 +42,25 @@ Augment = Callable[[jax.Array, object, jax.Array], tuple[object, jax.Array]]
 
 
 class TrainConfig(NamedTuple):
+    """One run's training settings; the optimiser fields are those of
+    :class:`dwsjax.optim.TrainRecipe` (see :meth:`from_recipe`)."""
+
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 5e-4
     seed: int = 0
     eval_batch_size: int = 256
+    warmup_steps: int = 0
+    decay: str = "constant"
+    clip_norm: float = 0.0
+    amsgrad: bool = False
+
+    @classmethod
+    def from_recipe(cls, recipe: TrainRecipe, **fields) -> "TrainConfig":
+        """The recipe's optimiser settings and batch size, then ``fields`` (epochs, seed, overrides)."""
+        settings = {k: v for k, v in recipe._asdict().items() if k in cls._fields}
+        return cls(**{**settings, **fields})
 
 
 class TrainState(train_state.TrainState):
@@ -62,24 +77,27 @@ def soft_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(optax.softmax_cross_entropy(logits, labels))
 
 
-@functools.lru_cache(maxsize=None)
-def adamw(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
-    """One optimiser object per setting: it is a static field of :class:`TrainState`, so
-    reusing it (with the same model object) lets later runs reuse the compiled steps."""
-    return optax.adamw(learning_rate, weight_decay=weight_decay)
+def config_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+    """The run's optimiser (:func:`dwsjax.optim.optimizer`); ``total_steps`` matters for cosine decay only."""
+    return optimizer(config.learning_rate, config.weight_decay, config.warmup_steps, config.decay,
+                     total_steps if config.decay != "constant" else None, config.clip_norm, config.amsgrad)  # fmt: skip
 
 
-def create_state(model: nn.Module, example: InrBatch, config: TrainConfig) -> TrainState:
+def create_state(model: nn.Module, example: InrBatch, config: TrainConfig, total_steps: int | None = None) -> TrainState:
+    """Fresh parameters and optimiser state; ``total_steps`` (default: ``epochs`` full batches
+    of ``example``) sets the length of a cosine decay."""
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
     sample = jax.tree.map(lambda x: x[:1], example.weights)
     params = model.init({"params": init_key, "dropout": dropout_key}, sample, train=False)["params"]
-    tx = adamw(config.learning_rate, config.weight_decay)
+    if total_steps is None:
+        total_steps = config.epochs * max(len(example.labels) // config.batch_size, 1)
+    tx = config_optimizer(config, total_steps)
     return TrainState.create(apply_fn=model.apply, params=params, tx=tx, dropout_key=dropout_key)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "augment"))
 def train_step(state: TrainState, ws, labels, key, stats: WeightStats, num_classes: int, augment: Augment | None):
-    """One AdamW step on an augmented, normalised batch: ``-> (state, loss, accuracy)``."""
+    """One optimiser step on an augmented, normalised batch: ``-> (state, loss, accuracy)``."""
     aug_key, dropout_key = jax.random.split(key)
     targets = jax.nn.one_hot(labels, num_classes)
     if augment is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import removed_on_failure
+from dwsjax.optim import DECAYS, MODEL_RECIPES, TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.plots import plot_curves
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.cli import make_parser, run_cli
@@ -46,14 +47,38 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop fitting an INR at this PSNR (default: the recipe's)")
     p.add_argument("--inr-points", type=int, default=4096, help="SDF/UDF samples per 3D shape")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    add_training_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="training seed (INRs are fitted with seed 0)")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"), help="INR store cache")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true")
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """``--train-recipe`` and the optimiser flags that override its fields (dwsjax.optim)."""
+    defaults = ", ".join(f"{m} {r}" for m, r in MODEL_RECIPES.items())
+    p.add_argument("--train-recipe", default=None, choices=sorted(TRAIN_RECIPES),
+                   help=f"optimiser recipe (dwsjax.optim); default: the model's ({defaults})")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default: the recipe's)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="linear warmup steps (default: the recipe's)")
+    p.add_argument("--decay", default=None, choices=DECAYS, help="after warmup (default: the recipe's)")
+    p.add_argument("--clip-norm", type=float, default=None,
+                   help="clip gradients to this global norm, 0 = off (default: the recipe's)")
+    p.add_argument("--amsgrad", action=argparse.BooleanOptionalAction, default=None,
+                   help="AMSGrad second moments (default: the recipe's)")
+    p.add_argument("--dropout", type=float, default=None, help="model dropout (default: the recipe's)")
+
+
+def resolved_recipe(args: argparse.Namespace) -> tuple[str, TrainRecipe]:
+    """``(name, recipe)``: ``--train-recipe`` (default: the model's) with every given flag applied."""
+    name = args.train_recipe or MODEL_RECIPES[args.model]
+    flags = {"learning_rate": args.lr, "batch_size": args.batch_size, "weight_decay": args.weight_decay,
+             "warmup_steps": args.warmup_steps, "decay": args.decay, "clip_norm": args.clip_norm,
+             "amsgrad": args.amsgrad, "dropout": args.dropout}  # fmt: skip
+    return name, train_recipe(name)._replace(**{k: v for k, v in flags.items() if v is not None})
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -154,9 +179,10 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     if args.dataset == "modelnet40" and len(train.labels) < 1000:
         print(f"note: ModelNet40 here is the offline subset ({len(set(train.object_ids.tolist()))} training "
               "shapes): it exercises the pipeline end to end but is no classification benchmark")  # fmt: skip
-    model = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
+    recipe_name, recipe = resolved_recipe(args)
+    model = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
+                        **width_config(args.model, args.hidden))  # fmt: skip
+    config = TrainConfig.from_recipe(recipe, epochs=args.epochs, seed=args.seed)
     augment = None if args.augment == "none" else build_pipeline(args.augment, activation=train_store.activation)
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
                                checkpoint_dir=out / "checkpoints", resume=args.resume,
@@ -164,8 +190,8 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     best = history["epochs"][history["best_epoch"]] if history["epochs"] else {}
     results = {
         "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
-        "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "weight_decay": args.weight_decay, "hidden": args.hidden,
+        "seed": args.seed, "epochs": args.epochs, "train_recipe": recipe_name, **recipe._asdict(),
+        "hidden": args.hidden,
         "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
         "params": model_param_counts(model)["total"],
         "best_epoch": history["best_epoch"], "val_accuracy": history["best_val_accuracy"],

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from dwsjax.optim import MODEL_RECIPES
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
 from experiments.tables import mean_pm_std
@@ -42,9 +43,10 @@ class Protocol(NamedTuple):
     val_objects: int
     test_objects: int
     epochs: int
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
+    train_recipe: str | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    warmup_steps: int | None = None
     hidden: int | None = None
     inr_steps: int | None = None
     inr_points: int | None = None
@@ -95,7 +97,8 @@ SETS: dict[str, tuple[Protocol, list[tuple[str, str, int]]]] = {
 }
 
 COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch",
-           "final_train_accuracy", "train_inrs", "params", "train_samples_per_s", "inr_recipe", "inr_store_psnr",
+           "final_train_accuracy", "train_inrs", "params", "train_samples_per_s", "inr_recipe", "train_recipe",
+           "batch_size", "learning_rate", "warmup_steps", "inr_store_psnr",
            "wall_seconds"]  # fmt: skip
 
 
@@ -119,34 +122,40 @@ def classify_argv(protocol: Protocol, run: Run, out: Path, data_dir: str | None,
             "--views", str(run.views), "--seed", str(run.seed),
             "--train-objects", str(protocol.train_objects), "--val-objects", str(protocol.val_objects),
             "--test-objects", str(protocol.test_objects), "--epochs", str(protocol.epochs),
-            "--batch-size", str(protocol.batch_size), "--lr", str(protocol.lr),
-            "--weight-decay", str(protocol.weight_decay), "--inr-recipe", protocol.inr_recipe,
+            "--train-recipe", train_recipe_of(protocol, run), "--inr-recipe", protocol.inr_recipe,
             "--cache-dir", cache_dir,
             "--out", str(out), "--resume", "--plot"]  # fmt: skip
-    if protocol.hidden is not None:
-        argv += ["--hidden", str(protocol.hidden)]
-    if protocol.inr_steps is not None:
-        argv += ["--inr-steps", str(protocol.inr_steps)]
-    if protocol.inr_points is not None:
-        argv += ["--inr-points", str(protocol.inr_points)]
+    optional = {"--batch-size": protocol.batch_size, "--lr": protocol.lr, "--warmup-steps": protocol.warmup_steps,
+                "--hidden": protocol.hidden, "--inr-steps": protocol.inr_steps, "--inr-points": protocol.inr_points}
+    for flag, value in optional.items():
+        if value is not None:
+            argv += [flag, str(value)]
     if data_dir is not None:
         argv += ["--data-dir", data_dir]
     return argv
 
 
+def train_recipe_of(protocol: Protocol, run: Run) -> str:
+    """The protocol's training recipe, or the model's own (dwsjax.optim.MODEL_RECIPES)."""
+    return protocol.train_recipe or MODEL_RECIPES[run.model]
+
+
 def is_done(rows: list[dict], protocol: Protocol, run: Run) -> bool:
-    key = (protocol.dataset, run.model, run.augment, str(run.views), str(run.seed), protocol.inr_recipe)
-    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r.get("inr_recipe")) == key
-               for r in rows)  # fmt: skip
+    key = (protocol.dataset, run.model, run.augment, str(run.views), str(run.seed), protocol.inr_recipe,
+           train_recipe_of(protocol, run))  # fmt: skip
+    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r.get("inr_recipe"),
+                r.get("train_recipe")) == key for r in rows)  # fmt: skip
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, INR recipe) cell."""
+    """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, INR recipe,
+    training recipe) cell."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        cells.setdefault((r["dataset"], r["model"], r["augment"], int(r["views"]), r["inr_recipe"]), []).append(r)
-    lines = ["| dataset | model | augmentation | views | INR recipe | test acc. (%) | train acc. (%) | seeds | paper (%) |",
-             "|---|---|---|---:|---|---:|---:|---:|---:|"]  # fmt: skip
+        key = (r["dataset"], r["model"], r["augment"], int(r["views"]), r["inr_recipe"], r["train_recipe"])
+        cells.setdefault(key, []).append(r)
+    lines = ["| dataset | model | augmentation | views | INR recipe | training recipe | test acc. (%) | train acc. (%) "
+             "| seeds | paper (%) |", "|---|---|---|---:|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for key, runs in cells.items():
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
         train = 100 * np.array([float(r["final_train_accuracy"]) for r in runs])

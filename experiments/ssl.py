@@ -38,7 +38,7 @@ import numpy as np
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import atomic_write_text, removed_on_failure
-from experiments.classify import add_common_arguments, load_splits, write_history_csv
+from experiments.classify import add_common_arguments, load_splits, resolved_recipe, write_history_csv
 from experiments.cli import make_parser, run_cli
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
@@ -148,6 +148,7 @@ def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_c
     """Train ``backbone`` from scratch and from the ``pretrained`` encoder on every
     labelled fraction, both with the pipeline ``augment`` (or none): ``-> (rows, histories)``
     with each arm's best-validation epoch and its test accuracy."""
+    _, recipe = resolved_recipe(args)
     from dwsjax.store import select
     from dwsjax.train import TrainConfig, train_classifier
 
@@ -156,8 +157,8 @@ def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_c
     for fraction in fractions:
         labelled = select(train, labelled_mask(train, fraction, args.seed))
         n = len(labelled.labels)
-        config = TrainConfig(epochs=args.epochs, batch_size=classifier_batch_size(args.batch_size, n),
-                             learning_rate=args.lr, weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
+        config = TrainConfig.from_recipe(recipe, epochs=args.epochs, seed=args.seed,
+                                         batch_size=classifier_batch_size(recipe.batch_size, n))  # fmt: skip
         row = {"fraction": fraction, "labelled_inrs": n, "batch_size": config.batch_size}
         for arm, init in (("scratch", None), ("simclr", pretrained)):
             if not args.no_progress:
@@ -197,12 +198,14 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     finetune_augment = None if args.finetune_augment == "none" else build_pipeline(
         args.finetune_augment, activation=train_store.activation)  # fmt: skip
     stats = weight_stats(train.weights)
-    backbone = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
+    recipe_name, recipe = resolved_recipe(args)
+    backbone = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
+                           **width_config(args.model, args.hidden))  # fmt: skip
     simclr = simclr_model(backbone, projection_dim=args.projection_dim)
     progress = not args.no_progress
 
     pretrain_config = TrainConfig(epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size,
-                                  learning_rate=args.pretrain_lr, weight_decay=args.weight_decay,
+                                  learning_rate=args.pretrain_lr, weight_decay=recipe.weight_decay,
                                   seed=args.seed)  # fmt: skip
     start = time.perf_counter()
     pretrained, pretrain_history = pretrain_simclr(
@@ -230,8 +233,8 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
         "dataset": args.dataset, "model": args.model, "hidden": args.hidden, "seed": args.seed,
         "augment": args.augment, "temperature": args.temperature, "projection_dim": args.projection_dim,
         "pretrain_epochs": args.pretrain_epochs, "pretrain_batch_size": args.pretrain_batch_size,
-        "pretrain_lr": args.pretrain_lr, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "weight_decay": args.weight_decay, "finetune_augment": args.finetune_augment,
+        "pretrain_lr": args.pretrain_lr, "epochs": args.epochs, "train_recipe": recipe_name,
+        **recipe._asdict(), "finetune_augment": args.finetune_augment,
         "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
         "pretrain_final_loss": last.get("loss"),
         "pretrain_final_contrastive_accuracy": last.get("contrastive_accuracy"),

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from dwsjax.files import atomic_write_text, read_csv_rows, removed_on_failure
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
-from experiments.classify import DATASETS
+from experiments.classify import DATASETS, add_training_arguments, resolved_recipe
 from experiments.cli import make_parser, run_cli
 
 RUN_FIELDS = [
@@ -46,7 +46,7 @@ RUN_FIELDS = [
     "internal_accuracy", "val_accuracy", "test_accuracy", "train_samples_per_s", "seconds",
 ]  # fmt: skip
 SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_recipe", "inr_steps", "inr_points",
-            "epochs", "equal_steps", "batch_size", "lr", "weight_decay"]  # fmt: skip
+            "epochs", "equal_steps"]  # fmt: skip
 
 
 def int_list(text: str, minimum: int = 1) -> list[int]:
@@ -84,9 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--equal-steps", action="store_true",
                    help="give every run the optimiser steps of --epochs epochs over the largest training set "
                         "(smaller sets get more epochs); default: --epochs epochs for every run")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    add_training_arguments(p)
     p.add_argument("--seeds", type=seed_list, default=[0], help="training seeds, e.g. 0,1,2")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"), help="INR store cache")
@@ -143,7 +141,7 @@ def split_run(pool, objects: int, views: int):
     return select(pool, seen_object & (pool.view_ids < views)), select(pool, seen_object & (pool.view_ids >= views))
 
 
-def train_run(args, model, pool, val, test, num_classes: int, objects: int, views: int, seed: int,
+def train_run(args, recipe, model, pool, val, test, num_classes: int, objects: int, views: int, seed: int,
               largest_inrs: int) -> dict:
     """Train ``model`` on ``objects x views`` INRs; accuracies with the best-validation parameters.
 
@@ -152,8 +150,7 @@ def train_run(args, model, pool, val, test, num_classes: int, objects: int, view
     from dwsjax.train import TrainConfig, train_classifier
 
     train, internal = split_run(pool, objects, views)
-    config = TrainConfig(epochs=run_epochs(args, len(train.labels), largest_inrs), batch_size=args.batch_size,
-                         learning_rate=args.lr, weight_decay=args.weight_decay, seed=seed)  # fmt: skip
+    config = TrainConfig.from_recipe(recipe, epochs=run_epochs(args, len(train.labels), largest_inrs), seed=seed)
     final_eval = {"train": train, **({"internal": internal} if len(internal.labels) else {})}
     start = time.perf_counter()
     history = train_classifier(model, train, val, test, num_classes, config, progress=not args.no_progress,
@@ -336,7 +333,9 @@ def run(args: argparse.Namespace, out: Path) -> dict:
     pool_objects = max(n for n, _, _ in runs)
     largest_inrs = max(n * v for n, v, _ in runs)
     # the validation objects follow the pool's objects: a run compares only with the same pool
-    settings = {**{k: getattr(args, k) for k in SETTINGS}, "pool_objects": pool_objects}
+    recipe_name, recipe = resolved_recipe(args)
+    settings = {**{k: getattr(args, k) for k in SETTINGS}, "pool_objects": pool_objects,
+                "train_recipe": recipe_name, **recipe._asdict()}  # fmt: skip
     rows, histories = load_previous(out, settings)
     done = {run_key(r["objects"], r["views"], r["seed"]) for r in rows}
     pending = [r for r in runs if run_key(*r) not in done]
@@ -346,11 +345,12 @@ def run(args: argparse.Namespace, out: Path) -> dict:
         pool, val, test, store = load_splits(store_args)
         pool, val, test = on_host(pool), on_host(val), on_host(test)
         num_classes = len(store.metadata["class_names"])
-        model = build_model(args.model, store.spec, num_classes, **width_config(args.model, args.hidden))
+        model = build_model(args.model, store.spec, num_classes, dropout=recipe.dropout,
+                            **width_config(args.model, args.hidden))  # fmt: skip
     bar = tqdm(pending, desc="views runs", unit="run", disable=args.no_progress)
     for objects, views, seed in bar:
         bar.set_postfix(run=run_key(objects, views, seed))
-        result = train_run(args, model, pool, val, test, num_classes, objects, views, seed, largest_inrs)
+        result = train_run(args, recipe, model, pool, val, test, num_classes, objects, views, seed, largest_inrs)
         rows.append(result["row"])
         histories[run_key(objects, views, seed)] = result["history"]
         write_results(out, settings, rows, histories)

@@ -18,13 +18,14 @@ from dwsjax.models import (
     summary,
     to_tensors,
 )
-from dwsjax.models.graph import BACKWARD, FORWARD, NO_EDGE, SELF
+from dwsjax.models.graph import edge_mask, num_positions
 from dwsjax.models.symmetry import fold, unfold, weight_space_slots
 
 SPECS = [mlp_spec(2, 5, 4, 1), mlp_spec(3, 8, 8, 8, 1)]
 SMALL = {
     "dws": dict(hidden=8, depth=2, head_hidden=16),
-    "gnn": dict(node_dim=16, edge_dim=8, depth=2, heads=2, head_hidden=16),
+    "gnn": dict(node_dim=16, edge_dim=8, attn_dim=16, node_hidden=16, edge_hidden=16, head_hidden=16, depth=2,
+                heads=2, num_frequencies=8),
     "mlp": dict(hidden=(32, 32)),
     "transformer": dict(dim=16, depth=2, heads=2),
 }
@@ -134,21 +135,48 @@ def test_neural_graph_places_weights_on_edges():
     spec = SPECS[0]
     ws = random_ws(14, spec)
     graph = neural_graph(ws, spec)
-    n, degree = sum(spec.widths), 2 + 4 + 1
-    assert graph.neighbours.shape == graph.edge_type.shape == (n, degree)
-    assert graph.edge_weight.shape == (3, n, degree) and graph.node_bias.shape == (3, n)
-    assert (graph.edge_type != NO_EDGE).sum() == 2 * (2 * 5 + 5 * 4 + 4 * 1) + n
-    hidden = 2 + 3
-    np.testing.assert_array_equal(graph.neighbours[hidden], [0, 1, 5, 7, 8, 9, 10])
-    np.testing.assert_array_equal(graph.edge_type[hidden], [BACKWARD] * 2 + [SELF] + [FORWARD] * 4)
-    np.testing.assert_array_equal(graph.edge_weight[:, hidden, :2], ws.weights[0][:, :, 3])
-    np.testing.assert_array_equal(graph.edge_weight[:, hidden, 3:], ws.weights[1][:, 3, :])
-    output = n - 1
-    np.testing.assert_array_equal(graph.edge_type[output, 5:], NO_EDGE)
-    np.testing.assert_array_equal(graph.edge_weight[:, output, 5:], 0.0)
+    n = sum(spec.widths)
+    assert graph.edge_weight.shape == (3, n, n) and graph.node_bias.shape == (3, n)
+    np.testing.assert_array_equal(graph.edge_weight[:, :2, 2:7], ws.weights[0])
+    np.testing.assert_array_equal(graph.edge_weight[:, 2:7, 7:11], ws.weights[1])
+    np.testing.assert_array_equal(graph.edge_weight[:, 7:11, 11:], ws.weights[2])
+    assert int((np.asarray(graph.edge_weight) != 0).sum()) == 3 * (2 * 5 + 5 * 4 + 4 * 1)
+    assert edge_mask(spec).sum() == 2 * 5 + 5 * 4 + 4 * 1
     np.testing.assert_array_equal(graph.node_bias[:, :2], 0.0)
+    np.testing.assert_array_equal(graph.node_bias[:, 2:7], ws.biases[0])
     np.testing.assert_array_equal(graph.node_bias[:, -1], ws.biases[-1][:, 0])
     assert len(set(graph.node_position[2:7].tolist())) == 1
+    assert len(set(graph.node_position.tolist())) == num_positions(spec)
+
+
+def test_relational_transformer_is_invariant_on_fitted_inrs():
+    """Hidden-neuron permutations of real (fitted) SIRENs leave the reference RT's logits unchanged."""
+    from dwsjax.data import load_targets
+    from dwsjax.fit import FitConfig, fit_sirens, inr_keys
+
+    spec = mlp_spec(2, 8, 8, 1)
+    t = load_targets("synthetic2d", "train", limit=3)
+    fitted = fit_sirens(inr_keys(0, t.object_ids, np.zeros(3, int)), jnp.asarray(t.coords), jnp.asarray(t.values),
+                        FitConfig(spec, steps=50)).weights  # fmt: skip
+    ws = normalize(fitted, weight_stats(fitted))
+    model = build_model("gnn", spec, 5, **SMALL["gnn"])
+    params = jax.jit(model.init)(jax.random.key(9), ws)
+    logits = jax.jit(model.apply)(params, ws)
+    assert np.abs(np.asarray(logits)).max() > 1e-3
+    for seed in range(3):
+        permuted = permute_hidden(ws, random_perms(20 + seed, spec))
+        np.testing.assert_allclose(jax.jit(model.apply)(params, permuted), logits, rtol=1e-4, atol=1e-5)
+
+
+def test_relational_transformer_attends_to_all_node_pairs():
+    """Changing the bias of the one input-side node that no weight links to the output node still
+    changes the output node's features: attention is over all pairs, not graph neighbours."""
+    spec = mlp_spec(2, 4, 4, 1)
+    ws = random_ws(21, spec, batch=1)
+    model = build_model("gnn", spec, 3, **{**SMALL["gnn"], "depth": 1})
+    params = jax.jit(model.init)(jax.random.key(0), ws)
+    moved = WeightSpace(ws.weights, (ws.biases[0] + 1.0,) + ws.biases[1:])
+    assert np.abs(np.asarray(model.apply(params, moved) - model.apply(params, ws))).max() > 1e-4
 
 
 def siren_dataset(spec, n=8, classes=4):

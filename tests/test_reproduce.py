@@ -29,7 +29,7 @@ def classify_results(args):
     return {"dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
             "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
             "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10, "train_samples_per_s": 1.0,
-            "inr_recipe": args.inr_recipe, "inr_store_psnr": 30.0}  # fmt: skip
+            "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe, "inr_store_psnr": 30.0}  # fmt: skip
 
 
 def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
@@ -41,7 +41,8 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     assert all(a.resume and a.dataset == "synthetic2d" for a in calls)
     rows = read_csv_rows(tmp_path / "results" / "smoke.csv")
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
-    assert "| synthetic2d | dws | none | 1 | dwsnets-fast | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
+    assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
+    assert "| synthetic2d | dws | none | 1 | dwsnets-fast | dwsnets | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
 
     reproduce.main(argv)
     assert len(calls) == 4, "a rerun must skip finished runs"

@@ -1,20 +1,31 @@
-"""Relational transformer (Diao & Loynd 2023) on neural graphs (Kofinas et al. 2024).
+"""Relational transformer on neural graphs, as Kofinas et al. (ICLR 2024) built it.
 
-Nodes ``x (B, N, D)`` and edges ``e (B, N, K, E)`` in padded neighbour lists
-(:mod:`dwsjax.models.graph`): slot ``k`` of node ``i`` is the edge to node
-``j = n(i, k)``. Attention of node ``i`` over its neighbours, per head ``h``:
+Facts from the reference (neural-graphs ``nn/relational_transformer.py``,
+``nn/graph_constructor.py``, ``configs/model/rtransformer.yaml``):
 
-    q_i = W_q x_i,   k_ik = W_k x_j + K_e e_ik,   v_ik = W_v x_j + V_e e_ik
-    a_ik = softmax_k(q_i . k_ik / sqrt(d_h)),    m_i = sum_k a_ik v_ik
+* Inputs (:func:`graph_inputs`): every weight and bias ``w`` is encoded with
+  random Fourier features ``[cos(2 pi w b), sin(2 pi w b)]``, ``b ~ N(0, 1)^128``
+  fixed, then two linear layers; nodes add a learned position embedding
+  (:mod:`dwsjax.models.graph`). Pairs without a weight encode ``w = 0``.
+* Attention over **all** node pairs ``(i, j)`` with edge-conditioned queries,
+  keys and values, per head:
 
-The node parts ``q_i . W_k x_j`` and ``sum_k a_ik W_v x_j`` are dense ``N x N``
-matmuls read at (gather) and written to (scatter) the slots; the edge parts are
-applied without materialising ``(B, N, K, D)`` tensors:
-``q_i . K_e e_ik = (K_e^T q_i) . e_ik`` and ``sum_k a_ik V_e e_ik = V_e sum_k a_ik e_ik``.
-Edge update: ``e_ik <- LN(e_ik + MLP(e_ik, x_i, x_j))``. Readout: mean over all
-nodes, then an MLP. Every operation is equivariant to node relabellings that
-fix positions and edge types, so the classifier is invariant to hidden-neuron
-permutations.
+      q_ij = Q x_i + Q_e e_ij,   k_ij = K x_j + K_e e_ij,   v_ij = (V x_j) * (M_e e_ij) + V_e e_ij
+      a_ij = softmax_j(q_ij . k_ij / sqrt(d_attn)),    m_i = O sum_j a_ij v_ij
+
+  (``d_attn`` is the width of all heads together, as in the reference).
+* Block: ``x <- LN(x + drop(W m))``, ``x <- LN(x + drop(MLP(x)))`` (GELU), then
+  the edge update ``e_ij <- LN(e_ij + drop(MLP(e_ij, e_ji, x_i, x_j)))``,
+  ``e <- LN(e + drop(MLP(e)))``; the last block updates no edges.
+* Readout: the output neurons' features concatenated (``pooling_method: cat``,
+  ``pooling_layer_idx: last``), then Linear-ReLU-Linear.
+* Initialisation: Xavier-uniform weights and zero biases in the blocks,
+  PyTorch's default ``U(+-1/sqrt(fan_in))`` in the input encoders and the head.
+
+Every operation commutes with node relabellings that fix position ids, and the
+readout reads fixed (output) nodes only, so the classifier is invariant to
+hidden-neuron permutations. Edges are dense ``(B, N, N, E)``: ``N = 67`` for a
+2-32-32-1 SIREN.
 """
 
 from __future__ import annotations
@@ -24,100 +35,172 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dwsjax.models.dense import dense_last_axis
-from dwsjax.models.graph import BACKWARD, FORWARD, NUM_EDGE_TYPES, NO_EDGE, neural_graph, num_positions
+from dwsjax.models.graph import node_biases, node_positions, num_positions, place_edges
 from dwsjax.models.inputs import check_model_input
 from dwsjax.weights import MLPSpec, WeightSpace
 
+LN_EPSILON = 1e-5  # PyTorch's nn.LayerNorm default
+
+
+def torch_linear_bias_init(fan_in: int):
+    """PyTorch's default ``nn.Linear`` bias init, ``U(+-1/sqrt(fan_in))``."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def torch_linear(features: int, fan_in: int, name: str) -> nn.Dense:
+    """``nn.Dense`` initialised like PyTorch's ``nn.Linear``: ``U(+-1/sqrt(fan_in))`` for both."""
+    return nn.Dense(features, kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                    bias_init=torch_linear_bias_init(fan_in), name=name)  # fmt: skip
+
+
+def xavier_linear(features: int, name: str, use_bias: bool = True) -> nn.Dense:
+    """The reference blocks' ``Linear``: Xavier-uniform kernel, zero bias."""
+    return nn.Dense(features, use_bias=use_bias, kernel_init=nn.initializers.xavier_uniform(), name=name)
+
+
+def layer_norm(name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=LN_EPSILON, name=name)
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    return jax.nn.gelu(x, approximate=False)
+
+
+def fourier_features(x: jax.Array, frequencies: jax.Array) -> jax.Array:
+    """``(..., ) -> (..., 2F)``: ``[cos(2 pi x b), sin(2 pi x b)]`` for ``b`` in ``frequencies (F,)``."""
+    angles = 2 * jnp.pi * x[..., None] * frequencies
+    return jnp.concatenate([jnp.cos(angles), jnp.sin(angles)], axis=-1)
+
+
+class ScalarEncoder(nn.Module):
+    """Random Fourier features of a scalar, then ``Linear(2F, D)`` and ``Linear(D, D)``:
+    ``(...,) -> (..., D)``. The frequencies ``b ~ N(0, 1)^F`` are fixed (not trained),
+    drawn from ``frequency_seed``."""
+
+    features: int
+    num_frequencies: int = 128
+    frequency_seed: int = 0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        frequencies = jax.random.normal(jax.random.key(self.frequency_seed), (self.num_frequencies,), x.dtype)
+        hidden = torch_linear(self.features, 2 * self.num_frequencies, "fourier")(fourier_features(x, frequencies))
+        return torch_linear(self.features, self.features, "project")(hidden)
+
+
+def graph_inputs(ws: WeightSpace, spec: MLPSpec, node_dim: int, edge_dim: int,
+                 num_frequencies: int) -> tuple[jax.Array, jax.Array]:
+    """Encoded nodes ``(B, N, node_dim)`` and edges ``(B, N, N, edge_dim)`` of a weight space.
+
+    Must be called inside a compact module. Weights are encoded per layer and
+    placed into the dense edge tensor; every pair without a weight gets the
+    encoding of ``0``, computed once.
+    """
+    edge_encoder = ScalarEncoder(edge_dim, num_frequencies, frequency_seed=0, name="edge_in")
+    node_encoder = ScalarEncoder(node_dim, num_frequencies, frequency_seed=1, name="node_in")
+    blocks = [edge_encoder(w) for w in ws.weights]
+    e = place_edges(blocks, spec, edge_encoder(jnp.zeros((), ws.weights[0].dtype)))
+    x = node_encoder(node_biases(ws.biases, spec))
+    position = nn.Embed(num_positions(spec), node_dim, embedding_init=nn.initializers.normal(1.0), name="position")
+    return x + position(node_positions(spec)), e
+
 
 class RelationalAttention(nn.Module):
-    """Multi-head attention whose keys and values see edge features: ``(B,N,D) -> (B,N,D)``."""
+    """All-pairs attention with edge-conditioned q/k/v: ``x (B,N,D), e (B,N,N,E) -> (B,N,D)``."""
 
-    node_dim: int
+    attn_dim: int
     heads: int
 
     @nn.compact
-    def __call__(self, x: jax.Array, e: jax.Array, neighbours: np.ndarray, mask: np.ndarray) -> jax.Array:
-        head_dim = self.node_dim // self.heads
-        edge_dim = e.shape[-1]
-        split = lambda y: y.reshape(y.shape[:-1] + (self.heads, head_dim))
-        q = split(nn.Dense(self.node_dim, name="query")(x))
-        k = split(nn.Dense(self.node_dim, name="key")(x))
-        v = split(nn.Dense(self.node_dim, name="value")(x))
-        init = nn.initializers.lecun_normal(in_axis=-1, out_axis=(0, 1))
-        key_edge = self.param("key_edge", init, (self.heads, head_dim, edge_dim))
-        value_edge = self.param("value_edge", init, (self.heads, head_dim, edge_dim))
-
-        slots = (slice(None), np.arange(len(neighbours))[:, None], neighbours)
-        q_edge = jnp.einsum("bihd,hde->bihe", q, key_edge)
-        logits = jnp.einsum("bihd,bjhd->bijh", q, k)[slots] + jnp.einsum("bihe,bike->bikh", q_edge, e)
-        logits = jnp.where(mask[None, :, :, None], logits / head_dim**0.5, -1e9)
-        attn = jax.nn.softmax(logits, axis=2)
-        batch, nodes = x.shape[:2]
-        node_attn = jnp.zeros((batch, nodes, nodes, self.heads), attn.dtype).at[slots].add(attn)
-        out = jnp.einsum("bijh,bjhd->bihd", node_attn, v)
-        out = out + jnp.einsum("bihe,hde->bihd", jnp.einsum("bikh,bike->bihe", attn, e), value_edge)
-        return nn.Dense(self.node_dim, name="out")(out.reshape(x.shape))
+    def __call__(self, x: jax.Array, e: jax.Array) -> jax.Array:
+        head = self.attn_dim // self.heads
+        nodes = xavier_linear(3 * self.attn_dim, "qkv_node", use_bias=False)(x)
+        q, k, v = jnp.split(nodes.reshape(x.shape[:2] + (self.heads, 3 * head)), 3, axis=-1)
+        edges = xavier_linear(4 * self.attn_dim, "qkv_edge", use_bias=False)(e)
+        q_e, k_e, v_e, v_mod = jnp.split(edges.reshape(e.shape[:3] + (self.heads, 4 * head)), 4, axis=-1)
+        q_ij = q[:, :, None] + q_e
+        k_ij = k[:, None, :] + k_e
+        v_ij = v[:, None, :] * v_mod + v_e
+        logits = jnp.einsum("bijhd,bijhd->bhij", q_ij, k_ij) / np.sqrt(self.attn_dim)
+        attention = jax.nn.softmax(logits, axis=-1)
+        out = jnp.einsum("bhij,bijhd->bihd", attention, v_ij).reshape(x.shape[:2] + (self.attn_dim,))
+        return xavier_linear(x.shape[-1], "out")(out)
 
 
 class EdgeUpdate(nn.Module):
-    """``e_ik <- LN(e_ik + W_2 relu(A e_ik + B x_i + C x_n(i,k)))``: ``(B,N,K,E)``."""
+    """``e_ij <- LN(e_ij + MLP(e_ij, e_ji, x_i, x_j))``, ``e <- LN(e + MLP(e))``: ``(B,N,N,E)``."""
+
+    hidden: int
+    dropout: float
 
     @nn.compact
-    def __call__(self, x: jax.Array, e: jax.Array, neighbours: np.ndarray) -> jax.Array:
+    def __call__(self, x: jax.Array, e: jax.Array, train: bool) -> jax.Array:
+        drop = nn.Dropout(self.dropout, deterministic=not train)
         dim = e.shape[-1]
-        hidden = (
-            dense_last_axis(nn.Dense(dim, name="from_edge"), e)
-            + nn.Dense(dim, use_bias=False, name="from_source")(x)[:, :, None]
-            + nn.Dense(dim, use_bias=False, name="from_target")(x)[:, neighbours]
+        both = jnp.concatenate([e, jnp.swapaxes(e, 1, 2)], axis=-1)
+        h = (
+            xavier_linear(self.hidden, "from_edges")(both)
+            + xavier_linear(self.hidden, "from_source")(x)[:, :, None]
+            + xavier_linear(self.hidden, "from_target")(x)[:, None, :]
         )
-        return nn.LayerNorm(name="norm")(e + dense_last_axis(nn.Dense(dim, name="out"), nn.relu(hidden)))
+        e = layer_norm("norm_0")(e + drop(xavier_linear(dim, "out_0")(gelu(h))))
+        h = gelu(xavier_linear(self.hidden, "mlp_in", use_bias=False)(e))
+        return layer_norm("norm_1")(e + drop(xavier_linear(dim, "mlp_out")(h)))
 
 
 class RelationalTransformerLayer(nn.Module):
-    """Post-norm transformer block with relational attention, optionally updating edges."""
+    """Post-norm block: relational attention and node MLP, then (optionally) the edge update."""
 
-    node_dim: int
+    attn_dim: int
     heads: int
+    node_hidden: int
+    edge_hidden: int
     update_edges: bool
+    dropout: float
 
     @nn.compact
-    def __call__(self, x, e, neighbours, mask, train: bool, dropout: float):
-        drop = nn.Dropout(dropout, deterministic=not train)
-        attention = RelationalAttention(self.node_dim, self.heads)(x, e, neighbours, mask)
-        x = nn.LayerNorm(name="attn_norm")(x + drop(attention))
-        ff = nn.Dense(self.node_dim, name="ff_out")(nn.relu(nn.Dense(2 * self.node_dim, name="ff_in")(x)))
-        x = nn.LayerNorm(name="ff_norm")(x + drop(ff))
+    def __call__(self, x: jax.Array, e: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
+        drop = nn.Dropout(self.dropout, deterministic=not train)
+        dim = x.shape[-1]
+        attention = RelationalAttention(self.attn_dim, self.heads, name="attention")(x, e)
+        x = layer_norm("attn_norm")(x + drop(xavier_linear(dim, "attn_out")(attention)))
+        h = gelu(xavier_linear(self.node_hidden, "mlp_in", use_bias=False)(x))
+        x = layer_norm("mlp_norm")(x + drop(xavier_linear(dim, "mlp_out")(h)))
         if self.update_edges:
-            e = EdgeUpdate(name="edges")(x, e, neighbours)
+            e = EdgeUpdate(self.edge_hidden, self.dropout, name="edges")(x, e, train)
         return x, e
 
 
 class GNNClassifier(nn.Module):
-    """Relational transformer over the neural graph -> mean readout -> ``(B, num_classes)``."""
+    """Relational transformer over the neural graph -> output-node readout -> ``(B, num_classes)``.
+
+    Defaults are the reference's ``rtransformer.yaml``; ``dropout`` 0.2 is its
+    Fashion-MNIST script's (``fmnist_cls_rt.sh``).
+    """
 
     spec: MLPSpec
     num_classes: int
     node_dim: int = 64
     edge_dim: int = 32
-    depth: int = 4
-    heads: int = 4
-    dropout: float = 0.0
+    attn_dim: int = 128
+    node_hidden: int = 128
+    edge_hidden: int = 64
     head_hidden: int = 128
+    depth: int = 4
+    heads: int = 8
+    dropout: float = 0.2
+    num_frequencies: int = 128
 
     @nn.compact
     def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
         check_model_input(ws, self.spec)
-        graph = neural_graph(ws, self.spec)
-        x = nn.Dense(self.node_dim, name="node_in")(graph.node_bias[..., None])
-        x = x + nn.Embed(num_positions(self.spec), self.node_dim, name="position")(graph.node_position)
-        direction = np.stack([graph.edge_type == FORWARD, graph.edge_type == BACKWARD], axis=-1)
-        e = dense_last_axis(nn.Dense(self.edge_dim, name="edge_in"), graph.edge_weight[..., None] * direction)
-        e = e + nn.Embed(NUM_EDGE_TYPES, self.edge_dim, name="edge_type")(graph.edge_type)
-        mask = graph.edge_type != NO_EDGE
+        x, e = graph_inputs(ws, self.spec, self.node_dim, self.edge_dim, self.num_frequencies)
         for layer in range(self.depth):
             x, e = RelationalTransformerLayer(
-                self.node_dim, self.heads, update_edges=layer < self.depth - 1, name=f"layer_{layer}"
-            )(x, e, graph.neighbours, mask, train, self.dropout)
-        features = nn.relu(nn.Dense(self.head_hidden, name="head_hidden")(jnp.mean(x, axis=1)))
-        return nn.Dense(self.num_classes, name="head_out")(features)
+                self.attn_dim, self.heads, self.node_hidden, self.edge_hidden,
+                update_edges=layer < self.depth - 1, dropout=self.dropout, name=f"layer_{layer}",
+            )(x, e, train)
+        outputs = x[:, -self.spec.widths[-1] :].reshape(x.shape[0], -1)
+        features = nn.relu(torch_linear(self.head_hidden, outputs.shape[-1], "head_hidden")(outputs))
+        return torch_linear(self.num_classes, self.head_hidden, "head_out")(features)
