@@ -85,6 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = make_parser(__doc__)
     add_common_arguments(p)
     p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
+    p.add_argument("--depth", type=int, default=None, help="DWS layers / transformer blocks (default: the model's)")
     p.add_argument("--augment", default="none",
                    help="none, an augmentation name, 'combination', or a comma-separated pipeline")
     p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
@@ -170,7 +171,7 @@ def main(argv=None) -> dict:
 def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     """Fit or reuse the stores, train, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
-    from dwsjax.models import build_model, model_param_counts, width_config
+    from dwsjax.models import build_model, depth_config, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
     out.mkdir(parents=True, exist_ok=True)
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
               "shapes): it exercises the pipeline end to end but is no classification benchmark")  # fmt: skip
     recipe_name, recipe = resolved_recipe(args)
     model = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
-                        **width_config(args.model, args.hidden))  # fmt: skip
+                        **width_config(args.model, args.hidden), **depth_config(args.model, args.depth))  # fmt: skip
     config = TrainConfig.from_recipe(recipe, epochs=args.epochs, seed=args.seed)
     augment = None if args.augment == "none" else build_pipeline(args.augment, activation=train_store.activation)
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     results = {
         "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
         "seed": args.seed, "epochs": args.epochs, "train_recipe": recipe_name, **recipe._asdict(),
-        "hidden": args.hidden,
+        "hidden": args.hidden, "depth": args.depth,
         "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
         "params": model_param_counts(model)["total"],
         "best_epoch": history["best_epoch"], "val_accuracy": history["best_val_accuracy"],

@@ -251,6 +251,17 @@ def test_width_config_sets_each_models_width(name, field, value):
     assert getattr(build_model(name, mlp_spec(2, 8, 8, 1), 3, **width_config(name, 12)), field) == value
 
 
+def test_depth_config_sets_layers_and_refuses_the_flat_mlp():
+    from dwsjax.models import depth_config
+
+    assert depth_config("dws", None) == {}
+    assert build_model("dws", mlp_spec(2, 8, 8, 1), 3, **depth_config("dws", 5)).depth == 5
+    with pytest.raises(ValueError, match="flat MLP has no --depth"):
+        depth_config("mlp", 3)
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        depth_config("gnn", 0)
+
+
 def test_max_pool_propagates_a_nan_that_xla_drops():
     from dwsjax.models.symmetry import max_pool
 

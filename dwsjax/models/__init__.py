@@ -4,7 +4,7 @@ from dwsjax.models.baselines import FlatMLP, NeuronTransformer, neuron_tokens
 from dwsjax.models.dws import DWSClassifier, DWSEncoder, DWSLayer, DWSWeightModel, invariant_pool
 from dwsjax.models.gnn import GNNClassifier, RelationalAttention
 from dwsjax.models.graph import NeuralGraph, neural_graph
-from dwsjax.models.registry import MODELS, build_model, width_config
+from dwsjax.models.registry import MODELS, build_model, depth_config, width_config
 from dwsjax.models.summary import model_param_counts, param_count, summary
 from dwsjax.models.symmetry import from_tensors, to_tensors, weight_space_slots
 
@@ -20,6 +20,7 @@ __all__ = [
     "NeuronTransformer",
     "RelationalAttention",
     "build_model",
+    "depth_config",
     "width_config",
     "from_tensors",
     "invariant_pool",

@@ -39,6 +39,18 @@ def width_config(name: str, width: int | None) -> dict[str, Any]:
     return {{"dws": "hidden", "gnn": "node_dim", "transformer": "dim"}[name]: width}
 
 
+def depth_config(name: str, depth: int | None) -> dict[str, Any]:
+    """The config that sets a model's number of layers (DWS layers, transformer blocks);
+    ``{}`` for ``None``. The flat MLP's depth is its ``hidden`` tuple."""
+    if depth is None:
+        return {}
+    if name == "mlp":
+        raise ValueError("the flat MLP has no --depth; its layers are FlatMLP.hidden")
+    if depth < 1:
+        raise ValueError(f"a model depth must be >= 1, got {depth} (--depth)")
+    return {"depth": depth}
+
+
 def build_model(name: str, spec: MLPSpec, num_classes: int, **config: Any) -> nn.Module:
     """``build_model("dws", mlp_spec(2, 32, 32, 1), 10, hidden=128)``: a classifier module."""
     if name not in MODELS:
