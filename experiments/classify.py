@@ -8,7 +8,10 @@ Train INRs are the first ``--train-objects`` objects of the train split
 in the paper's protocol (train on N views, validate and test on one). Stores
 are cached under ``--cache-dir`` by their configuration. The run directory
 gets ``results.json``, ``history.csv``, ``curves.png`` (``--plot``) and orbax
-checkpoints; ``--resume`` continues a killed run.
+checkpoints; ``--resume`` continues a killed run. Augmentations that mix
+template-aligned INRs (``mixup_prealigned``, ``combination_prealigned``) get
+training INRs aligned to the training store's template, computed once and
+cached with the store (``dwsjax.template_store``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import removed_on_failure
 from dwsjax.plots import plot_curves
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from dwsjax.templates import TemplateConfig
 from experiments.cli import make_parser, run_cli
 
 DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
@@ -61,7 +65,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_common_arguments(p)
     p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
     p.add_argument("--augment", default="none",
-                   help="none, an augmentation name, 'combination', or a comma-separated pipeline")
+                   help="none, an augmentation name, a preset ('combination', 'combination_prealigned'), "
+                        "or a comma-separated pipeline")
+    p.add_argument("--matching-solver", default="auto", choices=["auto", "jax", "scipy"],
+                   help="assignment solver of weight matching (auto: scipy on CPU, JAX on GPU/TPU)")
+    p.add_argument("--template-rounds", type=int, default=TemplateConfig().rounds,
+                   help="barycentre rounds of the template that mixup_prealigned's INRs are aligned to")
+    p.add_argument("--template-sign-aware", action="store_true",
+                   help="align INRs to the template with sign flips as well (SIRENs)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
     p.add_argument("--plot", action="store_true", help="write curves.png (loss and accuracy per epoch)")
     return p.parse_args(argv)
@@ -144,7 +155,8 @@ def main(argv=None) -> dict:
 
 def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     """Fit or reuse the stores, train, write the run directory ``out``; ``-> results``."""
-    from dwsjax.augment import build_pipeline
+    from dwsjax.augment import build_pipeline, needs_template
+    from dwsjax.template_store import template_aligned
     from dwsjax.models import build_model, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
@@ -157,7 +169,12 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     model = build_model(args.model, train_store.spec, len(class_names), **width_config(args.model, args.hidden))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
-    augment = None if args.augment == "none" else build_pipeline(args.augment, activation=train_store.activation)
+    augment = None if args.augment == "none" else build_pipeline(
+        args.augment, activation=train_store.activation, solver=args.matching_solver)
+    template = None
+    if args.augment != "none" and needs_template(args.augment):
+        template = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
+        train = template_aligned(train, train_store, template, args.matching_solver, progress=not args.no_progress)
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
                                checkpoint_dir=out / "checkpoints", resume=args.resume,
                                progress=not args.no_progress)  # fmt: skip
@@ -173,6 +190,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
         "final_train_accuracy": history["epochs"][-1]["train_accuracy"],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
         "inr_recipe": args.inr_recipe, "inr_store_psnr": train_store.summary()["mean_psnr"],
+        "matching_solver": args.matching_solver, "template": None if template is None else template._asdict(),
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps({**results, "history": history["epochs"]}, indent=1))
     write_history_csv(out / "history.csv", history["epochs"])
