@@ -137,6 +137,17 @@ def load_splits(args):
     return select(fitted, in_train), select(fitted, in_val), test, train_store
 
 
+def template_aligned_if_needed(augments: list[str], train, train_store, config, solver: str, progress: bool):
+    """``(train, config)``: the training INRs aligned to their store's template (computed once, cached)
+    when a pipeline of ``augments`` mixes template-aligned INRs, else ``(train, None)``."""
+    from dwsjax.augment import needs_template
+    from dwsjax.template_store import template_aligned
+
+    if not any(needs_template(a) for a in augments if a != "none"):
+        return train, None
+    return template_aligned(train, train_store, config, solver, progress), config
+
+
 def write_history_csv(path: Path, epochs: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(epochs[0]))
@@ -155,8 +166,7 @@ def main(argv=None) -> dict:
 
 def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     """Fit or reuse the stores, train, write the run directory ``out``; ``-> results``."""
-    from dwsjax.augment import build_pipeline, needs_template
-    from dwsjax.template_store import template_aligned
+    from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
@@ -171,10 +181,9 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
                          weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
     augment = None if args.augment == "none" else build_pipeline(
         args.augment, activation=train_store.activation, solver=args.matching_solver)
-    template = None
-    if args.augment != "none" and needs_template(args.augment):
-        template = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
-        train = template_aligned(train, train_store, template, args.matching_solver, progress=not args.no_progress)
+    template = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
+    train, template = template_aligned_if_needed([args.augment], train, train_store, template,
+                                                 args.matching_solver, not args.no_progress)  # fmt: skip
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
                                checkpoint_dir=out / "checkpoints", resume=args.resume,
                                progress=not args.no_progress)  # fmt: skip
