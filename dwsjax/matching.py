@@ -205,7 +205,7 @@ SOLVERS = {"jax": _jax_solve, "scipy": _host_scipy_solve}
 
 def resolve_solver(solver: str = "auto") -> str:
     """``"jax"`` (the jittable Hungarian of :mod:`dwsjax.assignment`, for GPU/TPU) or ``"scipy"``
-    (a host callback, measured 3-6x faster on CPU, see ``experiments.bench_augment``);
+    (a host callback, about 2x faster on this CPU, see ``experiments.bench_augment``);
     ``"auto"`` picks scipy on the CPU backend and JAX elsewhere."""
     if solver == "auto":
         return "scipy" if jax.default_backend() == "cpu" else "jax"
