@@ -92,9 +92,11 @@ class _Progress:
 
     def __init__(self, root: Path, identity: dict):
         self.root = root
-        path = root / MANIFEST
-        manifest = json.loads(path.read_text()) if path.exists() else None
-        if manifest is None or manifest.get("identity") != identity:
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+        except (FileNotFoundError, ValueError):  # absent or damaged: start again
+            manifest = None
+        if not isinstance(manifest, dict) or manifest.get("identity") != identity:
             manifest = {"identity": identity, "rounds_done": -1, "template_sha256": None, "shards": {}}
         self.manifest = manifest
 

@@ -40,9 +40,10 @@ class TemplateConfig(NamedTuple):
     max_sweeps: int = 10
 
     def check(self) -> "TemplateConfig":
-        if self.rounds < 0 or self.template_inrs < 1 or self.max_sweeps < 1:
-            raise ValueError(f"template settings need rounds >= 0, template_inrs >= 1 and max_sweeps >= 1, "
-                             f"got {self._asdict()}")  # fmt: skip
+        """``self``, or a ``ValueError`` naming the first setting out of range."""
+        for name, low in (("rounds", 0), ("template_inrs", 1), ("max_sweeps", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"template {name} must be >= {low}, got {getattr(self, name)}")
         return self
 
 

@@ -170,6 +170,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     from dwsjax.models import build_model, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
+    template = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
@@ -181,7 +182,6 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
                          weight_decay=args.weight_decay, seed=args.seed)  # fmt: skip
     augment = None if args.augment == "none" else build_pipeline(
         args.augment, activation=train_store.activation, solver=args.matching_solver)
-    template = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
     train, template = template_aligned_if_needed([args.augment], train, train_store, template,
                                                  args.matching_solver, not args.no_progress)  # fmt: skip
     history = train_classifier(model, train, val, test, len(class_names), config, augment,

@@ -149,3 +149,8 @@ def test_alignment_refuses_inrs_it_does_not_hold(aligned_store, tmp_path):
     other = write_store(tmp_path / "other", shards=SHARDS + 1).load()
     with pytest.raises(ValueError, match="4 INRs .* are not in the template alignment"):
         apply_alignment(other, alignment)
+
+
+def test_bad_template_settings_are_refused():
+    with pytest.raises(ValueError, match="template rounds must be >= 0, got -1"):
+        TemplateConfig(rounds=-1).check()
