@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -225,10 +226,10 @@ def apply_alignment(batch: InrBatch, alignment: StoreAlignment) -> InrBatch:
             "are not in the template alignment: align the store that holds them (dwsjax.template_store.align_store)"
         )
     pspec = mlp_permutation_spec(batch.weights.spec)
-    perms = tuple(jax.numpy.asarray(p[rows]) for p in alignment.perms)
-    signs = tuple(jax.numpy.asarray(s[rows]) for s in alignment.signs)
+    perms = tuple(jnp.asarray(p[rows]) for p in alignment.perms)
+    signs = tuple(jnp.asarray(s[rows]) for s in alignment.signs)
     permute = jax.jit(jax.vmap(lambda ws, p, s: permute_neurons(ws, pspec, p, s)))
-    aligned = permute(jax.tree.map(jax.numpy.asarray, batch.weights), perms, signs)
+    aligned = permute(jax.tree.map(jnp.asarray, batch.weights), perms, signs)
     return batch._replace(weights=jax.tree.map(np.asarray, aligned))
 
 
