@@ -141,7 +141,8 @@ def bench_steps(data: InrBatch, repeats: int, steps: int, batch: int = 64) -> No
     state = create_state(model, data, TrainConfig(batch_size=batch))
     stats = weight_stats(data.weights)
     rng = np.random.default_rng(0)
-    batches = [rng.choice(len(data.labels), batch, replace=False) for _ in range(steps)]
+    n = len(data.labels)
+    batches = [rng.choice(n, batch, replace=n < batch) for _ in range(steps)]
     inputs = [(jax.tree.map(lambda x: jnp.asarray(x[i]), data.weights), jnp.asarray(data.labels[i])) for i in batches]
     base = None
     for name, solver in step_cells():
@@ -253,14 +254,19 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scipy-pairs", type=int, default=64)
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="which benchmarks to run, comma-separated")
+    parser.add_argument("--sections", default=None,
+                        help=f"benchmarks to run, comma-separated, of {','.join(SECTIONS)} (default: all; "
+                             "template only with --store)")
     parser.add_argument("--store", default=None, help="INR store (2-32-32-1 image INRs) for the template lines")
     parser.add_argument("--quality-pairs", type=int, default=256)
     parser.add_argument("--step-count", type=int, default=10, help="training steps per timed run")
     parser.add_argument("--template-rounds", type=int, default=TemplateConfig().rounds)
     parser.add_argument("--template-sign-aware", action="store_true")
     args = parser.parse_args(argv)
-    sections = args.sections.split(",")
+    sections = args.sections.split(",") if args.sections else [n for n in SECTIONS if n != "template" or args.store]
+    for flag, value in (("--quality-pairs", args.quality_pairs), ("--step-count", args.step_count)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
