@@ -15,8 +15,8 @@ from dwsjax.template_store import align_store, apply_alignment, template_dir
 from dwsjax.templates import TemplateConfig, align_to
 
 SPEC = mlp_spec(2, 8, 6, 1)
-CONFIG = TemplateConfig(rounds=2, template_inrs=6)
 SHARD, SHARDS = 4, 3
+CONFIG = TemplateConfig(rounds=2, template_inrs=SHARD)  # as many as a shard holds: one compilation
 
 
 def write_store(root, shards=SHARDS, seed=0) -> InrStore:
@@ -58,6 +58,7 @@ def work(monkeypatch):
     return calls
 
 
+@jax.jit
 def render(ws):
     return siren_apply(ws, image_coords(8, 8))
 
@@ -75,7 +76,7 @@ def test_template_alignment_keeps_every_inr_function_and_improves_the_match(alig
 
 
 def test_non_finite_inrs_keep_their_order():
-    ws = siren_init_batch(jax.random.split(jax.random.key(3), 3), SPEC)
+    ws = siren_init_batch(jax.random.split(jax.random.key(3), SHARD), SPEC)
     ws = ws._replace(biases=(ws.biases[0].at[1, 0].set(jnp.nan), *ws.biases[1:]))
     result, aligned = align_to(jax.tree.map(lambda x: x[0], ws), ws, CONFIG)
     np.testing.assert_array_equal(result.perms[0][1], np.arange(8))
@@ -84,12 +85,13 @@ def test_non_finite_inrs_keep_their_order():
 
 def test_mixup_prealigned_of_an_inr_with_itself_is_that_inr():
     ws, y = siren_init(jax.random.key(1), SPEC), jnp.eye(3)[1]
+    mix = jax.jit(mixup_prealigned, static_argnames="permute")
     for lam in (0.0, 0.3, 1.0):
-        mixed, label = mixup_prealigned(jax.random.key(2), ws, y, ws, y, lam=lam, permute=False)
+        mixed, label = mix(jax.random.key(2), ws, y, ws, y, lam=lam, permute=False)
         for a, b in zip(jax.tree.leaves(mixed), jax.tree.leaves(ws)):
             np.testing.assert_allclose(a, b, rtol=1e-6)
         np.testing.assert_allclose(label, y)
-    permuted, _ = jax.jit(mixup_prealigned)(jax.random.key(2), ws, y, ws, y)
+    permuted, _ = mix(jax.random.key(2), ws, y, ws, y, lam=0.3)
     key_perm = jax.random.split(jax.random.key(2))[1]
     expected = permute_neurons(ws, mlp_permutation_spec(SPEC), random_perms(key_perm, ws))
     for a, b in zip(jax.tree.leaves(permuted), jax.tree.leaves(expected)):
@@ -100,8 +102,13 @@ def test_mixup_prealigned_of_an_inr_with_itself_is_that_inr():
 def test_prealigned_presets_and_pipelines():
     assert needs_template("translate,mixup_prealigned:0.5") and needs_template("combination_prealigned")
     assert not needs_template("combination")
-    pipe = build_pipeline("combination_prealigned", solver="jax")
-    assert [s.pairs for s in pipe.steps] == [False, False, True, False]
+    pipe = build_pipeline("combination_prealigned:0.5")
+    assert [(s.pairs, s.prob) for s in pipe.steps] == [(False, 0.5), (False, 0.5), (True, 0.5), (False, 0.5)]
+
+
+@pytest.mark.slow
+def test_prealigned_combination_jits_on_a_batch():
+    pipe = build_pipeline("combination_prealigned")
     batch = siren_init_batch(jax.random.split(jax.random.key(4), 4), SPEC)
     ws, y = jax.jit(pipe)(jax.random.key(5), batch, jax.nn.one_hot(jnp.arange(4) % 3, 3))
     assert jax.tree.map(jnp.shape, ws) == jax.tree.map(jnp.shape, batch)
