@@ -63,6 +63,11 @@ def _rows(ws: WeightSpace, index: np.ndarray) -> WeightSpace:
     return jax.tree.map(lambda x: x[index], ws)
 
 
+def _where_rows(mask: np.ndarray, new, old):
+    """Row ``i`` of ``new`` where ``mask[i]``, else of ``old`` (pytrees with batch ``(n,)``)."""
+    return jax.tree.map(lambda a, b: np.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+
+
 def align_to(
     template: WeightSpace, ws: WeightSpace, config: TemplateConfig, solver: str = "auto", batch: int = 256
 ) -> tuple[Alignment, WeightSpace]:
@@ -72,7 +77,7 @@ def align_to(
     n = batch_size(ws)
     batch = min(batch, n)
     finite = finite_rows(ws)
-    clean = jax.tree.map(lambda x: np.where(finite.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0), ws)
+    clean = _where_rows(finite, ws, jax.tree.map(np.zeros_like, ws))
     match = _matcher(config.sign_aware, config.max_sweeps, solver)
     results, aligned = [], []
     for start in range(0, n, batch):
@@ -83,7 +88,7 @@ def align_to(
         aligned.append(jax.tree.map(lambda x: np.asarray(x)[keep], chunk))
     result = jax.tree.map(lambda *xs: np.concatenate(xs), *results)
     aligned = jax.tree.map(lambda *xs: np.concatenate(xs), *aligned)
-    aligned = jax.tree.map(lambda a, x: np.where(finite.reshape((-1,) + (1,) * (x.ndim - 1)), a, x), aligned, ws)
+    aligned = _where_rows(finite, aligned, ws)
     return result, aligned
 
 
