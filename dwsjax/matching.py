@@ -173,6 +173,7 @@ def _update_layer(ws_a, ws_b, pspec, perms, signs, k, sign_aware, include_biases
 
 
 def _jax_solve(sim: jax.Array, active: jax.Array) -> jax.Array:
+    """The jittable Hungarian; ``active`` is unused (a vmapped ``while_loop`` runs every pair's body)."""
     return linear_assignment(sim, maximize=True)
 
 
