@@ -172,7 +172,8 @@ def _update_layer(ws_a, ws_b, pspec, perms, signs, k, sign_aware, include_biases
     return xp.where(improved, perm, perms[k]), xp.where(improved, sign, signs[k]), improved
 
 
-def _jax_solve(sim: jax.Array) -> jax.Array:
+def _jax_solve(sim: jax.Array, active: jax.Array) -> jax.Array:
+    """The jittable Hungarian; ``active`` is unused (a vmapped ``while_loop`` runs every pair's body)."""
     return linear_assignment(sim, maximize=True)
 
 
@@ -180,6 +181,43 @@ def _scipy_solve(sim: np.ndarray) -> np.ndarray:
     from scipy.optimize import linear_sum_assignment
 
     return linear_sum_assignment(sim, maximize=True)[1]
+
+
+def _scipy_solve_many(sims: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """``_scipy_solve`` of every ``(n, n)`` matrix of ``sims`` ``(..., n, n)`` whose ``active``
+    flag (broadcast to ``(...)``) is set -> ``(..., n)`` int32; the identity for the others."""
+    sims = np.asarray(sims)
+    flat = sims.reshape((-1,) + sims.shape[-2:])
+    run = np.broadcast_to(np.asarray(active), sims.shape[:-2]).reshape(-1)
+    identity = np.arange(sims.shape[-1])
+    cols = np.stack([_scipy_solve(s) if r else identity for s, r in zip(flat, run)]) if len(flat) else flat[..., 0]
+    return cols.astype(np.int32).reshape(sims.shape[:-1])
+
+
+def _host_scipy_solve(sim: jax.Array, active: jax.Array) -> jax.Array:
+    """``scipy.optimize.linear_sum_assignment`` from inside a jitted program (``jax.pure_callback``).
+
+    Under ``vmap`` (pairs, batched ``while_loop`` s) the callback receives the whole
+    batch ``(..., n, n)`` and loops over it on the host, one call per layer update,
+    skipping the pairs whose matching has already converged (``active`` false:
+    their result is discarded by the batched ``while_loop``).
+    """
+    shape = jax.ShapeDtypeStruct(sim.shape[:-1], jnp.int32)
+    return jax.pure_callback(_scipy_solve_many, shape, sim, active, vmap_method="expand_dims")
+
+
+SOLVERS = {"jax": _jax_solve, "scipy": _host_scipy_solve}
+
+
+def resolve_solver(solver: str = "auto") -> str:
+    """``"jax"`` (the jittable Hungarian of :mod:`dwsjax.assignment`, for GPU/TPU) or ``"scipy"``
+    (a host callback, about 4x faster on this CPU, see ``experiments.bench_augment``);
+    ``"auto"`` picks scipy on the CPU backend and JAX elsewhere."""
+    if solver == "auto":
+        return "scipy" if jax.default_backend() == "cpu" else "jax"
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown assignment solver {solver!r}; use 'auto', 'jax' or 'scipy'")
+    return solver
 
 
 def check_same_spec(ws_a: WeightSpace, ws_b: WeightSpace, what: str) -> MLPSpec:
@@ -195,6 +233,7 @@ def weight_matching(
     max_sweeps: int = 10,
     sign_aware: bool = False,
     include_biases: bool = True,
+    solver: str = "auto",
 ) -> Alignment:
     """Align ``ws_b`` to ``ws_a``: coordinate descent over hidden-layer (signed) permutations.
 
@@ -203,16 +242,22 @@ def weight_matching(
     stops after a sweep that changes nothing or after ``max_sweeps``. Starts at
     the identity and only accepts improvements, so the objective is never below
     the identity's. ``sign_aware=True`` also flips neurons (SIRENs: sine is odd).
-    Pure JAX on one pair: jit it and vmap over pairs.
+    Jittable on one pair: jit it and vmap over pairs. ``solver`` picks the
+    assignment solver (:func:`resolve_solver`; results agree up to ties).
     """
     pspec = mlp_permutation_spec(check_same_spec(ws_a, ws_b, "weight matching"))
+    solve = SOLVERS[resolve_solver(solver)]
+
+    def running(state):
+        return state[2] & (state[3] < max_sweeps)
 
     def sweep(state):
         perms, signs, _, count = state
         changed = jnp.zeros((), bool)
+        active = running(state)  # false only for converged pairs in a vmapped batch
         for k in range(len(pspec.sizes)):
             perm, sign, improved = _update_layer(
-                ws_a, ws_b, pspec, perms, signs, k, sign_aware, include_biases, _jax_solve, jnp
+                ws_a, ws_b, pspec, perms, signs, k, sign_aware, include_biases, lambda sim: solve(sim, active), jnp
             )
             perms = perms[:k] + (perm,) + perms[k + 1 :]
             signs = signs[:k] + (sign,) + signs[k + 1 :]
@@ -220,7 +265,7 @@ def weight_matching(
         return perms, signs, changed, count + 1
 
     start = (identity_perms(pspec), unit_signs(pspec, ws_a.weights[0].dtype), jnp.ones((), bool), 0)
-    perms, signs, _, sweeps = jax.lax.while_loop(lambda s: s[2] & (s[3] < max_sweeps), sweep, start)
+    perms, signs, _, sweeps = jax.lax.while_loop(running, sweep, start)
     aligned = permute_neurons(ws_b, pspec, perms, signs)
     return Alignment(perms, signs, alignment_objective(ws_a, aligned, include_biases), sweeps)
 

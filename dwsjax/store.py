@@ -241,7 +241,7 @@ class InrStore:
         for index in self.done_shards():
             entry = self.manifest["shards"][str(index)]
             try:
-                self._read_shard(index, parse="sha256" not in entry)
+                self.read_shard(index, parse="sha256" not in entry)
             except DamagedShardError as err:
                 damaged[index] = err.problem
                 del self.manifest["shards"][str(index)]
@@ -293,7 +293,7 @@ class InrStore:
         """All stored INRs (of the first ``views`` views per object) as one batch."""
         if not self.manifest["shards"]:
             raise ValueError(f"the INR store at {self.root} has no fitted shards yet")
-        parts = [self._read_shard(i) for i in self.done_shards()]
+        parts = [self.read_shard(i) for i in self.done_shards()]
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         keep = np.ones(len(cols["labels"]), bool)
         if not include_failed:
@@ -305,7 +305,7 @@ class InrStore:
         weights = unflatten_weights(jnp.asarray(cols["weights"][keep]), self.spec)
         return InrBatch(weights, cols["labels"][keep], cols["object_ids"][keep], cols["view_ids"][keep])
 
-    def _read_shard(self, index: int, parse: bool = True) -> dict[str, np.ndarray]:
+    def read_shard(self, index: int, parse: bool = True) -> dict[str, np.ndarray]:
         """The columns of listed shard ``index`` (``{}`` without ``parse``: checksum only), or
         :class:`DamagedShardError` if its file is missing, changed or unreadable."""
         path = self.shard_path(index)

@@ -1,12 +1,21 @@
-"""Throughput of every augmentation and of batched weight matching.
+"""Throughput of every augmentation and of batched weight matching; template alignment against pairwise.
 
-``python -m experiments.bench_augment [--batch 256] [--repeats 5] [--scipy-pairs 64]``
+``python -m experiments.bench_augment [--batch 256] [--repeats 5] [--scipy-pairs 64] [--store DIR]``
 prints one JSON line per augmentation (microseconds per sample, jitted batch of
 FMNIST-sized 2-32-32-1 SIRENs, after warm-up), then alignment lines: pairs/s and
 mean objective of the vmapped JAX weight matching vs a per-pair loop running the
-same coordinate descent with scipy's ``linear_sum_assignment``, and a comparison
-of plain vs sign-aware alignment (objective, weight distance, and how far the
-rendered MixUp midpoint is from the mean of the two rendered images).
+same coordinate descent with scipy's ``linear_sum_assignment``, pairs/s of the
+jitted, vmapped matching with each assignment solver (``dwsjax.matching.SOLVERS``),
+a comparison of plain vs sign-aware alignment (objective, weight distance, and
+how far the rendered MixUp midpoint is from the mean of the two rendered
+images), and DWS training-step throughput without augmentation, with
+``mixup_aligned`` (each solver) and with ``mixup_prealigned``.
+
+With ``--store`` (an INR store of 2-32-32-1 image INRs, e.g. from
+``experiments.fit_inrs``) the step lines train on its INRs and two more lines
+compare template alignment (``dwsjax.templates``) with exact pairwise matching
+on ``--quality-pairs`` random pairs of its INRs, and time the template
+alignment of all its INRs, extrapolated linearly to 55,000.
 """
 
 from __future__ import annotations
@@ -20,17 +29,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dwsjax.augment import AUGMENTATIONS, PAIR_AUGMENTATIONS, apply_to_batch, combination
+from dwsjax.augment import AUGMENTATIONS, PAIR_AUGMENTATIONS, apply_to_batch, build_pipeline, combination
 from dwsjax.augment.mixup import interpolate
 from dwsjax.matching import (
+    SOLVERS,
     alignment_objective,
     mlp_permutation_spec,
     permute_neurons,
+    resolve_solver,
     weight_matching,
     weight_matching_scipy,
 )
+from dwsjax.models import build_model
 from dwsjax.siren import render_image, siren_init_batch
-from dwsjax.weights import mlp_spec
+from dwsjax.store import InrBatch, InrStore, select
+from dwsjax.template_store import align_store, apply_alignment
+from dwsjax.templates import TemplateConfig, align_to, barycentre_round
+from dwsjax.train import TrainConfig, create_state, train_step
+from dwsjax.weights import batch_size, mlp_spec, weight_stats
 from experiments.cli import make_parser, run_cli
 
 SPEC = mlp_spec(2, 32, 32, 1)
@@ -82,7 +98,7 @@ def bench_augmentations(key, ws, ws_b, labels, repeats: int) -> None:
 
 def bench_alignment(ws_a, ws_b, repeats: int, scipy_pairs: int) -> None:
     n = ws_a.biases[0].shape[0]
-    match = jax.jit(jax.vmap(weight_matching))
+    match = jax.jit(jax.vmap(functools.partial(weight_matching, solver="jax")))
     t_jax = seconds_per_call(match, ws_a, ws_b, repeats=repeats)
     jax_obj = np.asarray(match(ws_a, ws_b).objective)
     a_np, b_np = jax.tree.map(np.asarray, ws_a), jax.tree.map(np.asarray, ws_b)
@@ -101,6 +117,103 @@ def bench_alignment(ws_a, ws_b, repeats: int, scipy_pairs: int) -> None:
         objective_rel_diff=float(abs(jax_obj[:m].mean() - scipy_obj.mean()) / abs(scipy_obj.mean())),
         scipy_pairs=m,
     )
+
+
+def bench_solvers(ws_a, ws_b, repeats: int) -> None:
+    """Pairs/s of the jitted, vmapped weight matching with each assignment solver."""
+    rates = {}
+    for solver in SOLVERS:
+        match = jax.jit(jax.vmap(functools.partial(weight_matching, solver=solver)))
+        rates[solver] = batch_size(ws_a) / seconds_per_call(match, ws_a, ws_b, repeats=repeats)
+    emit(alignment="weight_matching_jit", pairs=batch_size(ws_a), pairs_per_s=rates, auto=resolve_solver(),
+         backend=jax.default_backend())  # fmt: skip
+
+
+def step_cells() -> list[tuple[str, str | None]]:
+    """``(augmentation, solver)`` of the training-step benchmark."""
+    return [("none", None), *(("mixup_aligned", solver) for solver in SOLVERS), ("mixup_prealigned", None)]
+
+
+def bench_steps(data: InrBatch, repeats: int, steps: int, batch: int = 64) -> None:
+    """Samples/s of DWS-32 training steps (``dwsjax.train.train_step``, batch ``batch``) per
+    :func:`step_cells` cell, best of ``repeats`` runs of ``steps`` steps after a warm-up step."""
+    model = build_model("dws", SPEC, 10)
+    state = create_state(model, data, TrainConfig(batch_size=batch))
+    stats = weight_stats(data.weights)
+    rng = np.random.default_rng(0)
+    n = len(data.labels)
+    batches = [rng.choice(n, batch, replace=n < batch) for _ in range(steps)]
+    inputs = [(jax.tree.map(lambda x: jnp.asarray(x[i]), data.weights), jnp.asarray(data.labels[i])) for i in batches]
+    base = None
+    for name, solver in step_cells():
+        augment = None if name == "none" else build_pipeline(name, solver=solver or "auto")
+
+        def run(state):
+            for i, (ws, labels) in enumerate(inputs):
+                state, loss, _ = train_step(state, ws, labels, jax.random.key(i), stats, 10, augment)
+            return loss
+
+        rate = batch * steps / seconds_per_call(run, state, repeats=repeats)
+        base = rate if base is None else base
+        emit(train_step="dws-32", augmentation=name, solver=solver, batch=batch, samples_per_s=round(rate, 1),
+             cost_vs_none=round(base / rate, 3))  # fmt: skip
+
+
+def render_store(store: InrStore, ws) -> jax.Array:
+    return render_image(ws, 28, 28, output_offset=store.output_offset)
+
+
+def template_quality(store: InrStore, config: TemplateConfig, pairs: int, seed: int = 0) -> None:
+    """Template alignment against exact pairwise weight matching on ``pairs`` random pairs ``(a, b)``
+    of the store's INRs: objectives ``<a, T(b)>`` and rendered-midpoint errors (see the README)."""
+    alignment = align_store(store, config)
+    raw = store.load()
+    aligned = apply_alignment(raw, alignment)
+    rng = np.random.default_rng(seed)
+    first = rng.choice(len(raw.labels), pairs, replace=pairs > len(raw.labels))
+    second = (first + rng.integers(1, len(raw.labels), pairs)) % len(raw.labels)  # never the same INR
+    a, b = select(raw, first).weights, select(raw, second).weights
+    a_t, b_t = select(aligned, first).weights, select(aligned, second).weights
+    match = jax.jit(jax.vmap(functools.partial(weight_matching, sign_aware=config.sign_aware)))
+    result = match(a, b)
+    pspec = mlp_permutation_spec(SPEC)
+    b_p = jax.vmap(lambda w, p, s: permute_neurons(w, pspec, p, s))(b, result.perms, result.signs)
+    objective = jax.vmap(alignment_objective)
+    ratio = np.asarray(objective(a_t, b_t)) / np.asarray(result.objective)
+    mean_image = 0.5 * (render_store(store, a) + render_store(store, b))
+
+    def midpoint_mse(x, y):
+        return float(jnp.mean((render_store(store, interpolate(x, y, 0.5)) - mean_image) ** 2))
+
+    emit(template_quality=store.identity["dataset"], pairs=pairs, inrs=len(raw.labels), template=config._asdict(),
+         objective_ratio_template_vs_pairwise={"mean": float(ratio.mean()), "median": float(np.median(ratio)),
+                                               "min": float(ratio.min())},
+         mean_objective={"identity": float(objective(a, b).mean()), "template": float(objective(a_t, b_t).mean()),
+                         "pairwise": float(result.objective.mean())},
+         midpoint_render_mse_vs_mean_render={"identity": midpoint_mse(a, b), "template": midpoint_mse(a_t, b_t),
+                                              "pairwise": midpoint_mse(a, b_p)},
+         mean_render_variance=float(jnp.var(mean_image, axis=(1, 2, 3)).mean()))  # fmt: skip
+
+
+def template_cost(store: InrStore, config: TemplateConfig, solver: str, target_inrs: int = 55_000) -> None:
+    """Seconds of the barycentre rounds and of aligning all the store's INRs to the template
+    (compiled beforehand, no disk I/O), and the linear extrapolation to ``target_inrs``."""
+    ws = store.load().weights
+    members = jax.tree.map(lambda x: x[: config.template_inrs], ws)
+    template = jax.tree.map(lambda x: x[0], ws)
+    align_to(template, members, config, solver)  # compile
+    start = time.perf_counter()
+    for _ in range(config.rounds):
+        template = barycentre_round(template, members, config, solver)
+    rounds_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    align_to(template, ws, config, solver)
+    align_seconds = time.perf_counter() - start
+    n = batch_size(ws)
+    emit(template_cost=store.identity["dataset"], solver=solver, inrs=n, template=config._asdict(),
+         rounds_seconds=round(rounds_seconds, 2), align_seconds=round(align_seconds, 2),
+         inrs_per_s=round(n / align_seconds, 1), extrapolated_inrs=target_inrs,
+         extrapolated_seconds=round(rounds_seconds + align_seconds * target_inrs / n, 1))  # fmt: skip
 
 
 def compare_sign_alignment(ws_a, ws_b) -> None:
@@ -133,19 +246,55 @@ def compare_sign_alignment(ws_a, ws_b) -> None:
              midpoint_render_mse_vs_mean_render=float(mse))
 
 
+SECTIONS = ("augmentations", "alignment", "steps", "template")
+
+
 def main(argv=None) -> None:
     parser = make_parser(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scipy-pairs", type=int, default=64)
+    parser.add_argument("--sections", default=None,
+                        help=f"benchmarks to run, comma-separated, of {','.join(SECTIONS)} (default: all; "
+                             "template only with --store)")
+    parser.add_argument("--store", default=None, help="INR store (2-32-32-1 image INRs) for the template lines")
+    parser.add_argument("--quality-pairs", type=int, default=256)
+    parser.add_argument("--step-count", type=int, default=10, help="training steps per timed run")
+    parser.add_argument("--template-rounds", type=int, default=TemplateConfig().rounds)
+    parser.add_argument("--template-sign-aware", action="store_true")
     args = parser.parse_args(argv)
+    sections = args.sections.split(",") if args.sections else [n for n in SECTIONS if n != "template" or args.store]
+    for flag, value in (("--quality-pairs", args.quality_pairs), ("--step-count", args.step_count)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
+    store = None if args.store is None else InrStore.open(args.store)
+    if store is not None and store.spec != SPEC:
+        raise ValueError(f"--store holds {store.spec} INRs; the benchmark needs {SPEC} image INRs (e.g. fmnist)")
+    if "template" in sections and store is None:
+        raise ValueError("the template section needs --store DIR (fit one with python -m experiments.fit_inrs "
+                         "--dataset fmnist --objects 2048 --out DIR), or leave it out of --sections")  # fmt: skip
     key_a, key_b, key_aug = jax.random.split(jax.random.key(0), 3)
     ws_a = siren_init_batch(jax.random.split(key_a, args.batch), SPEC)
     ws_b = siren_init_batch(jax.random.split(key_b, args.batch), SPEC)
     labels = jax.nn.one_hot(jnp.arange(args.batch) % 10, 10)
-    bench_augmentations(key_aug, ws_a, ws_b, labels, args.repeats)
-    bench_alignment(ws_a, ws_b, args.repeats, args.scipy_pairs)
-    compare_sign_alignment(ws_a, ws_b)
+    if "augmentations" in sections:
+        bench_augmentations(key_aug, ws_a, ws_b, labels, args.repeats)
+    if "alignment" in sections:
+        bench_alignment(ws_a, ws_b, args.repeats, args.scipy_pairs)
+        bench_solvers(ws_a, ws_b, args.repeats)
+        compare_sign_alignment(ws_a, ws_b)
+    if "steps" in sections:
+        data = store.load() if store is not None else InrBatch(ws_a, np.arange(args.batch) % 10,
+                                                               np.arange(args.batch), np.zeros(args.batch, int))
+        bench_steps(data, args.repeats, args.step_count)
+    if "template" in sections:
+        config = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
+        template_quality(store, config, args.quality_pairs)
+        for solver in SOLVERS:
+            template_cost(store, config, solver)
 
 
 if __name__ == "__main__":

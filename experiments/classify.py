@@ -8,7 +8,10 @@ Train INRs are the first ``--train-objects`` objects of the train split
 in the paper's protocol (train on N views, validate and test on one). Stores
 are cached under ``--cache-dir`` by their configuration. The run directory
 gets ``results.json``, ``history.csv``, ``curves.png`` (``--plot``) and orbax
-checkpoints; ``--resume`` continues a killed run.
+checkpoints; ``--resume`` continues a killed run. Augmentations that mix
+template-aligned INRs (``mixup_prealigned``, ``combination_prealigned``) get
+training INRs aligned to the training store's template, computed once and
+cached with the store (``dwsjax.template_store``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dwsjax.files import removed_on_failure
 from dwsjax.optim import DECAYS, MODEL_RECIPES, TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.plots import plot_curves
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from dwsjax.templates import TemplateConfig
 from experiments.cli import make_parser, run_cli
 
 DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
@@ -87,7 +91,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
     p.add_argument("--depth", type=int, default=None, help="DWS layers / transformer blocks (default: the model's)")
     p.add_argument("--augment", default="none",
-                   help="none, an augmentation name, 'combination', or a comma-separated pipeline")
+                   help="none, an augmentation name, a preset ('combination', 'combination_prealigned'), "
+                        "or a comma-separated pipeline")
+    p.add_argument("--matching-solver", default="auto", choices=["auto", "jax", "scipy"],
+                   help="assignment solver of weight matching (auto: scipy on CPU, JAX on GPU/TPU)")
+    p.add_argument("--template-rounds", type=int, default=TemplateConfig().rounds,
+                   help="barycentre rounds of the template that mixup_prealigned's INRs are aligned to")
+    p.add_argument("--template-sign-aware", action="store_true",
+                   help="align INRs to the template with sign flips as well (SIRENs)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
     p.add_argument("--plot", action="store_true", help="write curves.png (loss and accuracy per epoch)")
     return p.parse_args(argv)
@@ -152,6 +163,17 @@ def load_splits(args):
     return select(fitted, in_train), select(fitted, in_val), test, train_store
 
 
+def template_aligned_if_needed(augments: list[str], train, train_store, config, solver: str, progress: bool):
+    """``(train, config)``: the training INRs aligned to their store's template (computed once, cached)
+    when a pipeline of ``augments`` mixes template-aligned INRs, else ``(train, None)``."""
+    from dwsjax.augment import needs_template
+    from dwsjax.template_store import template_aligned
+
+    if not any(needs_template(a) for a in augments if a != "none"):
+        return train, None
+    return template_aligned(train, train_store, config, solver, progress), config
+
+
 def write_history_csv(path: Path, epochs: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(epochs[0]))
@@ -174,6 +196,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     from dwsjax.models import build_model, depth_config, model_param_counts, width_config
     from dwsjax.train import TrainConfig, train_classifier
 
+    template = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
@@ -184,7 +207,10 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     model = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
                         **width_config(args.model, args.hidden), **depth_config(args.model, args.depth))  # fmt: skip
     config = TrainConfig.from_recipe(recipe, epochs=args.epochs, seed=args.seed)
-    augment = None if args.augment == "none" else build_pipeline(args.augment, activation=train_store.activation)
+    augment = None if args.augment == "none" else build_pipeline(
+        args.augment, activation=train_store.activation, solver=args.matching_solver)
+    train, template = template_aligned_if_needed([args.augment], train, train_store, template,
+                                                 args.matching_solver, not args.no_progress)  # fmt: skip
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
                                checkpoint_dir=out / "checkpoints", resume=args.resume,
                                progress=not args.no_progress)  # fmt: skip
@@ -200,6 +226,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
         "final_train_accuracy": history["epochs"][-1]["train_accuracy"],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
         "inr_recipe": args.inr_recipe, "inr_store_psnr": train_store.summary()["mean_psnr"],
+        "matching_solver": args.matching_solver, "template": None if template is None else template._asdict(),
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps({**results, "history": history["epochs"]}, indent=1))
     write_history_csv(out / "history.csv", history["epochs"])

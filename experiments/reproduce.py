@@ -82,6 +82,8 @@ SETS: dict[str, tuple[Protocol, list[tuple[str, str, int]]]] = {
     "fmnist-augment": (FMNIST, [("dws", a, 1) for a in FMNIST_AUGMENTATIONS]),
     "fmnist-gnn": (FMNIST, [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS]),
     "fmnist-views": (FMNIST, [("dws", "none", 5), ("dws", "none", 10)]),
+    # MixUp of template-aligned INRs against pairwise-aligned MixUp (dwsjax.template_store).
+    "fmnist-prealigned": (FMNIST, [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")]),
     # Long enough for the unaugmented model to overfit, the regime in which the paper reports MixUp's gain.
     "fmnist-long": (FMNIST._replace(epochs=120), [("dws", a, 1) for a in ("none", "mixup_aligned")]),
     "modelnet10": (

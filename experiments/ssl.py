@@ -38,7 +38,9 @@ import numpy as np
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import atomic_write_text, removed_on_failure
-from experiments.classify import add_common_arguments, load_splits, resolved_recipe, write_history_csv
+from dwsjax.templates import TemplateConfig
+from experiments.classify import (add_common_arguments, load_splits, resolved_recipe, template_aligned_if_needed,
+                                  write_history_csv)  # fmt: skip
 from experiments.cli import make_parser, run_cli
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
@@ -194,6 +196,8 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
+    train, _ = template_aligned_if_needed([args.augment, args.finetune_augment], train, train_store,
+                                          TemplateConfig(), "auto", not args.no_progress)  # fmt: skip
     view_augment = build_pipeline(args.augment, activation=train_store.activation)
     finetune_augment = None if args.finetune_augment == "none" else build_pipeline(
         args.finetune_augment, activation=train_store.activation)  # fmt: skip

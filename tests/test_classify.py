@@ -46,7 +46,7 @@ def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path):
 
 def test_classify_cli_end_to_end(tmp_path):
     argv = [
-        "--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--augment", "translate,mixup_aligned",
+        "--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--augment", "translate,mixup_prealigned",
         "--train-objects", "40", "--val-objects", "20", "--test-objects", "20", "--inr-steps", "20",
         "--epochs", "2", "--batch-size", "20", "--cache-dir", str(tmp_path / "cache"),
         "--out", str(tmp_path / "run"), "--plot", "--no-progress",
@@ -54,6 +54,8 @@ def test_classify_cli_end_to_end(tmp_path):
     results = classify.main(argv)
     assert results["train_inrs"] == 40 and results["val_inrs"] == 20 and results["test_inrs"] == 20
     assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert results["template"]["rounds"] == 3  # the training store was template-aligned, and cached:
+    assert len(list((tmp_path / "cache").glob("synthetic2d_train_*/templates/*/align_00000.npz"))) == 1
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert len(saved["history"]) == 2
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0

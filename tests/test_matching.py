@@ -17,7 +17,7 @@ from dwsjax.matching import (
 
 SPEC = mlp_spec(2, 8, 6, 1)
 match = jax.jit(weight_matching, static_argnames=("sign_aware",))
-match_pairs = jax.jit(jax.vmap(weight_matching, in_axes=(0, 0, None, None)), static_argnums=(2, 3))
+match_pairs = jax.jit(jax.vmap(weight_matching, in_axes=(0, 0, None, None, None, None)), static_argnums=(2, 3, 4, 5))
 
 
 def pair(seed, spec=SPEC):
@@ -83,12 +83,13 @@ def test_weight_matching_recovers_applied_permutation(sign_aware):
         np.testing.assert_allclose(x, y, atol=1e-6)
 
 
-def test_weight_matching_never_below_identity_and_matches_scipy_under_vmap():
+@pytest.mark.parametrize("solver", ["jax", "scipy"])
+def test_weight_matching_never_below_identity_and_matches_scipy_under_vmap(solver):
     ws = siren_init_batch(jax.random.split(jax.random.key(7), 16), SPEC)
     a = jax.tree.map(lambda x: x[:8], ws)
     b = jax.tree.map(lambda x: x[8:], ws)
     for sign_aware in (False, True):
-        result = match_pairs(a, b, 10, sign_aware)
+        result = match_pairs(a, b, 10, sign_aware, True, solver)
         identity = jax.vmap(alignment_objective)(a, b)
         assert np.all(np.asarray(result.objective) >= np.asarray(identity) - 1e-5)
         a_np, b_np = jax.tree.map(np.asarray, a), jax.tree.map(np.asarray, b)
@@ -116,3 +117,9 @@ def test_weight_matching_rejects_different_architectures():
     b, _ = pair(0, mlp_spec(2, 8, 5, 1))
     with pytest.raises(ValueError, match="one architecture"):
         weight_matching(a, b)
+
+
+def test_unknown_solver_is_refused():
+    a, b = pair(0)
+    with pytest.raises(ValueError, match="unknown assignment solver 'lapjv'; use 'auto', 'jax' or 'scipy'"):
+        weight_matching(a, b, solver="lapjv")

@@ -22,6 +22,7 @@ from dwsjax.augment.mixup import (
     mixup,
     mixup_aligned,
     mixup_permuted,
+    mixup_prealigned,
     sample_lambda,
 )
 from dwsjax.augment.permutation import permutation, random_perms
@@ -29,7 +30,10 @@ from dwsjax.augment.pipeline import (
     ACTIVATIONS,
     AUGMENTATIONS,
     COMBINATION,
+    COMBINATION_PREALIGNED,
+    NEEDS_TEMPLATE,
     PAIR_AUGMENTATIONS,
+    PRESETS,
     PRESERVES_FUNCTION_ONLY_FOR,
     Pipeline,
     Step,
@@ -38,5 +42,7 @@ from dwsjax.augment.pipeline import (
     check_activation,
     combination,
     make_step,
+    needs_template,
+    step_names,
 )
 from dwsjax.augment.symmetries import relu_scaling, siren_bias, siren_negation, siren_shift_biases

@@ -5,6 +5,8 @@ networks of one architecture with one-hot or soft labels ``y`` ``(K,)``:
 ``ws = lam ws_a + (1 - lam) T(ws_b)``, ``y = lam y_a + (1 - lam) y_b`` where
 ``T`` is the identity (Eq. 3), a random permutation (Eq. 4) or the weight-matching
 alignment to ``ws_a`` (Eq. 5). ``lam ~ Beta(alpha, alpha)`` unless ``lam`` is given.
+:func:`mixup_prealigned` is Eq. 5 for INRs aligned beforehand to one template
+(:mod:`dwsjax.templates`): plain interpolation, then a random permutation.
 """
 
 from __future__ import annotations
@@ -57,16 +59,32 @@ def mixup_permuted(key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | N
 
 def mixup_aligned(
     key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None,
-    sign_aware: bool = False, max_sweeps: int = 10,
+    sign_aware: bool = False, max_sweeps: int = 10, solver: str = "auto",
 ):
     """MixUp after aligning ``ws_b`` to ``ws_a`` with weight matching (Eq. 5).
 
-    ``sign_aware=True`` also matches SIREN neuron signs (beyond the paper).
+    ``sign_aware=True`` also matches SIREN neuron signs (beyond the paper);
+    ``solver`` picks the assignment solver (:func:`dwsjax.matching.resolve_solver`).
     """
     def aligned(_, ws_b):
-        return align(ws_a, ws_b, sign_aware=sign_aware, max_sweeps=max_sweeps)
+        return align(ws_a, ws_b, sign_aware=sign_aware, max_sweeps=max_sweeps, solver=solver)
 
     return _mix(key, ws_a, y_a, ws_b, y_b, alpha, lam, aligned)
+
+
+def mixup_prealigned(
+    key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None, permute: bool = True
+):
+    """MixUp of two INRs already aligned to one template: ``P(lam ws_a + (1 - lam) ws_b)``.
+
+    Both must be template-aligned beforehand (:func:`dwsjax.template_store.template_aligned`;
+    ``experiments.classify`` does it). ``P`` is a random hidden-neuron permutation
+    (``permute=True``) so that the model still sees every neuron order, not only
+    the template's; it preserves the mixed network's function.
+    """
+    key_mix, key_perm = jax.random.split(key)
+    ws, y = _mix(key_mix, ws_a, y_a, ws_b, y_b, alpha, lam, _identity)
+    return (permutation(key_perm, ws) if permute else ws), y
 
 
 def label_smoothing(key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None):

@@ -27,7 +27,14 @@ import jax.numpy as jnp
 
 from dwsjax.augment.data_agnostic import gaussian_noise, masking, quantile_masking
 from dwsjax.augment.input_space import rotate, scale, translate
-from dwsjax.augment.mixup import input_mixup, label_smoothing, mixup, mixup_aligned, mixup_permuted
+from dwsjax.augment.mixup import (
+    input_mixup,
+    label_smoothing,
+    mixup,
+    mixup_aligned,
+    mixup_permuted,
+    mixup_prealigned,
+)
 from dwsjax.augment.permutation import permutation
 from dwsjax.augment.symmetries import relu_scaling, siren_bias, siren_negation
 from dwsjax.siren import SIREN_W0
@@ -93,11 +100,18 @@ PAIR_AUGMENTATIONS: dict[str, Callable] = {
     "mixup": mixup,
     "mixup_permuted": mixup_permuted,
     "mixup_aligned": mixup_aligned,
+    "mixup_prealigned": mixup_prealigned,
     "label_smoothing": label_smoothing,
     "input_mixup": input_mixup,
 }
 
 COMBINATION = ("translate", "gaussian_noise", "siren_negation", "mixup_aligned")
+# The same with template-aligned MixUp; SIREN negation comes after the MixUp, as random sign flips
+# before it would undo the template alignment of the two INRs (the pairwise matching above redoes it).
+COMBINATION_PREALIGNED = ("translate", "gaussian_noise", "mixup_prealigned", "siren_negation")
+PRESETS = {"combination": COMBINATION, "combination_prealigned": COMBINATION_PREALIGNED}
+# Augmentations whose INRs must be aligned to a template first (dwsjax.template_store).
+NEEDS_TEMPLATE = ("mixup_prealigned",)
 
 ACTIVATIONS = {"sine": "sine (SIREN)", "relu": "ReLU"}
 PRESERVES_FUNCTION_ONLY_FOR = {"siren_negation": "sine", "siren_bias": "sine", "relu_scaling": "relu"}
@@ -127,10 +141,11 @@ def check_activation(name: str, activation: str | None) -> None:
 def make_step(name: str, prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine",
               **options) -> Step:  # fmt: skip
     """The registered augmentation ``name`` for INRs with ``activation`` (see :func:`check_activation`);
-    ``w0`` reaches SIREN-specific ones, ``options`` override any hyperparameter the augmentation accepts."""
+    ``w0`` reaches SIREN-specific ones, ``options`` override any hyperparameter the augmentation accepts
+    (those it does not accept are ignored, e.g. ``solver`` reaches only ``mixup_aligned``)."""
     table = {**AUGMENTATIONS, **PAIR_AUGMENTATIONS}
     if name not in table:
-        raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(sorted(table) + ['combination'])}")
+        raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(sorted(table) + sorted(PRESETS))}")
     check_activation(name, activation)
     fn = table[name]
     params = inspect.signature(fn).parameters
@@ -138,24 +153,37 @@ def make_step(name: str, prob: float = 1.0, w0: float = SIREN_W0, activation: st
     return Step(functools.partial(fn, **kwargs) if kwargs else fn, prob, name in PAIR_AUGMENTATIONS)
 
 
-def combination(prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine") -> Pipeline:
+def combination(prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine", **options) -> Pipeline:
     """The paper's combination: translate, Gaussian noise, SIREN negation, aligned MixUp (SIRENs only)."""
-    return Pipeline(tuple(make_step(name, prob, w0, activation) for name in COMBINATION))
+    return Pipeline(tuple(make_step(name, prob, w0, activation, **options) for name in COMBINATION))
 
 
-def build_pipeline(
-    spec: str | Sequence[str], prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine"
-) -> Pipeline:
-    """``"translate,gaussian_noise:0.5,mixup_aligned"`` -> :class:`Pipeline` for INRs with
-    ``activation`` (``"sine"``: SIRENs, ``"relu"``, or ``None``: unknown; see :func:`check_activation`).
-
-    ``name:p`` sets that step's probability (default ``prob``); ``combination``
-    expands to :data:`COMBINATION`.
-    """
+def step_names(spec: str | Sequence[str]) -> list[tuple[str, str]]:
+    """``"translate,combination:0.5"`` -> ``[(name, probability text), ...]`` with presets
+    (:data:`PRESETS`) expanded; the text is empty where no ``:p`` was given."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     steps = []
     for item in (n.strip() for n in names if n.strip()):
         name, _, p = item.partition(":")
-        p = float(p) if p else prob
-        steps += combination(p, w0, activation).steps if name == "combination" else [make_step(name, p, w0, activation)]
-    return Pipeline(tuple(steps))
+        steps += [(member, p) for member in PRESETS[name]] if name in PRESETS else [(name, p)]
+    return steps
+
+
+def needs_template(spec: str | Sequence[str]) -> bool:
+    """Whether the pipeline ``spec`` mixes template-aligned INRs (:data:`NEEDS_TEMPLATE`)."""
+    return any(name in NEEDS_TEMPLATE for name, _ in step_names(spec))
+
+
+def build_pipeline(
+    spec: str | Sequence[str], prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine",
+    **options,
+) -> Pipeline:  # fmt: skip
+    """``"translate,gaussian_noise:0.5,mixup_aligned"`` -> :class:`Pipeline` for INRs with
+    ``activation`` (``"sine"``: SIRENs, ``"relu"``, or ``None``: unknown; see :func:`check_activation`).
+
+    ``name:p`` sets that step's probability (default ``prob``); a preset name
+    (``combination``, ``combination_prealigned``) expands to its steps
+    (:data:`PRESETS`); ``options`` reach every step that accepts them (:func:`make_step`).
+    """
+    return Pipeline(tuple(make_step(name, float(p) if p else prob, w0, activation, **options)
+                          for name, p in step_names(spec)))  # fmt: skip
