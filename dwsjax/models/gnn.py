@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dwsjax.models.dense import dense_last_axis
 from dwsjax.models.graph import node_biases, node_positions, num_positions, place_edges
 from dwsjax.models.inputs import check_model_input
 from dwsjax.weights import MLPSpec, WeightSpace
@@ -117,7 +118,7 @@ class RelationalAttention(nn.Module):
         head = self.attn_dim // self.heads
         nodes = xavier_linear(3 * self.attn_dim, "qkv_node", use_bias=False)(x)
         q, k, v = jnp.split(nodes.reshape(x.shape[:2] + (self.heads, 3 * head)), 3, axis=-1)
-        edges = xavier_linear(4 * self.attn_dim, "qkv_edge", use_bias=False)(e)
+        edges = dense_last_axis(xavier_linear(4 * self.attn_dim, "qkv_edge", use_bias=False), e)
         q_e, k_e, v_e, v_mod = jnp.split(edges.reshape(e.shape[:3] + (self.heads, 4 * head)), 4, axis=-1)
         q_ij = q[:, :, None] + q_e
         k_ij = k[:, None, :] + k_e
@@ -140,13 +141,13 @@ class EdgeUpdate(nn.Module):
         dim = e.shape[-1]
         both = jnp.concatenate([e, jnp.swapaxes(e, 1, 2)], axis=-1)
         h = (
-            xavier_linear(self.hidden, "from_edges")(both)
+            dense_last_axis(xavier_linear(self.hidden, "from_edges"), both)
             + xavier_linear(self.hidden, "from_source")(x)[:, :, None]
             + xavier_linear(self.hidden, "from_target")(x)[:, None, :]
         )
-        e = layer_norm("norm_0")(e + drop(xavier_linear(dim, "out_0")(gelu(h))))
-        h = gelu(xavier_linear(self.hidden, "mlp_in", use_bias=False)(e))
-        return layer_norm("norm_1")(e + drop(xavier_linear(dim, "mlp_out")(h)))
+        e = layer_norm("norm_0")(e + drop(dense_last_axis(xavier_linear(dim, "out_0"), gelu(h))))
+        h = gelu(dense_last_axis(xavier_linear(self.hidden, "mlp_in", use_bias=False), e))
+        return layer_norm("norm_1")(e + drop(dense_last_axis(xavier_linear(dim, "mlp_out"), h)))
 
 
 class RelationalTransformerLayer(nn.Module):
