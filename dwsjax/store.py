@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dwsjax.files import atomic_write_bytes
+from dwsjax.files import atomic_write_bytes, atomic_write_text
 from dwsjax.weights import MLPSpec, WeightSpace, flatten_weights, unflatten_weights
 
 MANIFEST = "manifest.json"
@@ -73,6 +73,13 @@ def read_npz(raw: bytes) -> dict[str, np.ndarray]:
 
 def sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
+
+
+def write_npz(path: Path, columns: dict[str, np.ndarray]) -> str:
+    """Write ``columns`` to ``path`` as ``.npz`` atomically; ``-> the file's SHA-256``."""
+    raw = npz_bytes(columns)
+    atomic_write_bytes(path, lambda f: f.write(raw))
+    return sha256(raw)
 
 
 class InrBatch(NamedTuple):
@@ -201,8 +208,7 @@ class InrStore:
     def write_part(self, index: int, part: int, columns: dict[str, np.ndarray]) -> None:
         """Store part ``part`` of shard ``index`` atomically (not in the manifest): the
         :data:`SHARD_COLUMNS` of some of its INRs, ``weights`` flat ``(n, num_params)``."""
-        raw = npz_bytes(columns)
-        atomic_write_bytes(self.part_path(index, part), lambda f: f.write(raw))
+        write_npz(self.part_path(index, part), columns)
 
     def read_part(self, index: int, part: int) -> dict[str, np.ndarray] | None:
         """The columns of a part file, or ``None`` if it is absent or unreadable (then it is refitted)."""
@@ -223,12 +229,11 @@ class InrStore:
             path.unlink()
 
     def _store_shard(self, index: int, columns: dict[str, np.ndarray]) -> None:
-        raw = npz_bytes(columns)
-        atomic_write_bytes(self.shard_path(index), lambda f: f.write(raw))
+        checksum = write_npz(self.shard_path(index), columns)
         self.manifest["shards"][str(index)] = {
             "file": self.shard_path(index).name,
             "count": int(columns["weights"].shape[0]),
-            "sha256": sha256(raw),
+            "sha256": checksum,
             **{k: v.tolist() for k, v in columns.items() if k != "weights"},
         }
         self._write_manifest()
@@ -270,8 +275,7 @@ class InrStore:
         return self.metadata.get("activation", "sine")
 
     def _write_manifest(self) -> None:
-        text = json.dumps(self.manifest, indent=1).encode()
-        atomic_write_bytes(self.root / MANIFEST, lambda f: f.write(text))
+        atomic_write_text(self.root / MANIFEST, json.dumps(self.manifest, indent=1))
 
     def summary(self) -> dict:
         """Counts and mean PSNR/MSE over the stored INRs (all statuses)."""

@@ -31,9 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dwsjax.files import atomic_write_bytes
+from dwsjax.files import atomic_write_text
 from dwsjax.matching import mlp_permutation_spec, permute_neurons
-from dwsjax.store import NPZ_ERRORS, InrBatch, InrStore, npz_bytes, read_npz, sha256
+from dwsjax.store import NPZ_ERRORS, InrBatch, InrStore, read_npz, sha256, write_npz
 from dwsjax.templates import TemplateConfig, align_to, barycentre_round
 from dwsjax.weights import WeightSpace, flatten_weights, unflatten_weights
 
@@ -68,12 +68,6 @@ def template_dir(store: InrStore, config: TemplateConfig) -> Path:
     return store.root / TEMPLATES / digest[:12]
 
 
-def _write_npz(path: Path, columns: dict[str, np.ndarray]) -> str:
-    raw = npz_bytes(columns)
-    atomic_write_bytes(path, lambda f: f.write(raw))
-    return sha256(raw)
-
-
 def _read_npz(path: Path, checksum: str | None) -> dict[str, np.ndarray] | None:
     """The arrays of ``path`` if it exists and has SHA-256 ``checksum``, else ``None`` (recompute it)."""
     try:
@@ -102,8 +96,7 @@ class _Progress:
         self.manifest = manifest
 
     def save(self) -> None:
-        text = json.dumps(self.manifest, indent=1).encode()
-        atomic_write_bytes(self.root / MANIFEST, lambda f: f.write(text))
+        atomic_write_text(self.root / MANIFEST, json.dumps(self.manifest, indent=1))
 
 
 def _remove_stale(store: InrStore, keep: Path) -> None:
@@ -147,7 +140,7 @@ def _template(progress: _Progress, store: InrStore, config: TemplateConfig, solv
             template = barycentre_round(template, ws, config, solver)
         done += 1
         flat = np.asarray(flatten_weights(template), np.float32)
-        checksum = _write_npz(progress.root / "template.npz", {"weights": flat})
+        checksum = write_npz(progress.root / "template.npz", {"weights": flat})
         progress.manifest.update(rounds_done=done, template_sha256=checksum, shards={})
         progress.save()
     return template
@@ -202,7 +195,7 @@ def align_store(
         if not budget.take():
             return None
         parts[index] = _align_shard(store, index, template, config, solver)
-        shards[str(index)] = _write_npz(_shard_path(root, index), parts[index])
+        shards[str(index)] = write_npz(_shard_path(root, index), parts[index])
         state.save()
         bar.update()
     bar.close()

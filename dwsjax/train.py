@@ -83,15 +83,13 @@ def config_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTra
                      total_steps if config.decay != "constant" else None, config.clip_norm, config.amsgrad)  # fmt: skip
 
 
-def create_state(model: nn.Module, example: InrBatch, config: TrainConfig, total_steps: int | None = None) -> TrainState:
-    """Fresh parameters and optimiser state; ``total_steps`` (default: ``epochs`` full batches
-    of ``example``) sets the length of a cosine decay."""
+def create_state(model: nn.Module, example: InrBatch, config: TrainConfig) -> TrainState:
+    """Fresh parameters and optimiser state; a cosine decay lasts ``epochs`` epochs of full
+    batches of ``example``."""
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
     sample = jax.tree.map(lambda x: x[:1], example.weights)
     params = model.init({"params": init_key, "dropout": dropout_key}, sample, train=False)["params"]
-    if total_steps is None:
-        total_steps = config.epochs * max(len(example.labels) // config.batch_size, 1)
-    tx = config_optimizer(config, total_steps)
+    tx = config_optimizer(config, config.epochs * max(len(example.labels) // config.batch_size, 1))
     return TrainState.create(apply_fn=model.apply, params=params, tx=tx, dropout_key=dropout_key)
 
 

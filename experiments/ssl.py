@@ -145,12 +145,11 @@ def add_linear_probes(rows: list[dict], features: dict, train, test, seed: int) 
                 train_features[mask], train.labels[mask], test_features, test.labels)
 
 
-def compare_with_few_labels(args, fractions, backbone, pretrained, splits, num_classes, stats, augment,
+def compare_with_few_labels(args, recipe, fractions, backbone, pretrained, splits, num_classes, stats, augment,
                             out: Path):  # fmt: skip
     """Train ``backbone`` from scratch and from the ``pretrained`` encoder on every
     labelled fraction, both with the pipeline ``augment`` (or none): ``-> (rows, histories)``
-    with each arm's best-validation epoch and its test accuracy."""
-    _, recipe = resolved_recipe(args)
+    with each arm's best-validation epoch and its test accuracy; ``recipe`` trains both arms."""
     from dwsjax.store import select
     from dwsjax.train import TrainConfig, train_classifier
 
@@ -219,7 +218,7 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     pretrain_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    rows, histories = compare_with_few_labels(args, fractions, backbone, pretrained["backbone"],
+    rows, histories = compare_with_few_labels(args, recipe, fractions, backbone, pretrained["backbone"],
                                               (train, val, test), len(class_names), stats, finetune_augment,
                                               out)  # fmt: skip
     classify_seconds = time.perf_counter() - start

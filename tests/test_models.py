@@ -18,7 +18,7 @@ from dwsjax.models import (
     summary,
     to_tensors,
 )
-from dwsjax.models.graph import edge_mask, num_positions
+from dwsjax.models.graph import num_positions
 from dwsjax.models.symmetry import fold, unfold, weight_space_slots
 
 SPECS = [mlp_spec(2, 5, 4, 1), mlp_spec(3, 8, 8, 8, 1)]
@@ -141,7 +141,6 @@ def test_neural_graph_places_weights_on_edges():
     np.testing.assert_array_equal(graph.edge_weight[:, 2:7, 7:11], ws.weights[1])
     np.testing.assert_array_equal(graph.edge_weight[:, 7:11, 11:], ws.weights[2])
     assert int((np.asarray(graph.edge_weight) != 0).sum()) == 3 * (2 * 5 + 5 * 4 + 4 * 1)
-    assert edge_mask(spec).sum() == 2 * 5 + 5 * 4 + 4 * 1
     np.testing.assert_array_equal(graph.node_bias[:, :2], 0.0)
     np.testing.assert_array_equal(graph.node_bias[:, 2:7], ws.biases[0])
     np.testing.assert_array_equal(graph.node_bias[:, -1], ws.biases[-1][:, 0])

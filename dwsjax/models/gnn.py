@@ -107,6 +107,20 @@ def graph_inputs(ws: WeightSpace, spec: MLPSpec, node_dim: int, edge_dim: int,
     return x + position(node_positions(spec)), e
 
 
+class ResidualMLP(nn.Module):
+    """``x <- LN(x + drop(W_2 gelu(W_1 x)))`` on the last axis, ``W_1`` without bias (the
+    reference's node and edge MLPs)."""
+
+    hidden: int
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        h = gelu(dense_last_axis(xavier_linear(self.hidden, "mlp_in", use_bias=False), x))
+        out = dense_last_axis(xavier_linear(x.shape[-1], "mlp_out"), h)
+        return layer_norm("norm")(x + nn.Dropout(self.dropout, deterministic=not train)(out))
+
+
 class RelationalAttention(nn.Module):
     """All-pairs attention with edge-conditioned q/k/v: ``x (B,N,D), e (B,N,N,E) -> (B,N,D)``."""
 
@@ -146,8 +160,7 @@ class EdgeUpdate(nn.Module):
             + xavier_linear(self.hidden, "from_target")(x)[:, None, :]
         )
         e = layer_norm("norm_0")(e + drop(dense_last_axis(xavier_linear(dim, "out_0"), gelu(h))))
-        h = gelu(dense_last_axis(xavier_linear(self.hidden, "mlp_in", use_bias=False), e))
-        return layer_norm("norm_1")(e + drop(dense_last_axis(xavier_linear(dim, "mlp_out"), h)))
+        return ResidualMLP(self.hidden, self.dropout, name="mlp")(e, train)
 
 
 class RelationalTransformerLayer(nn.Module):
@@ -166,8 +179,7 @@ class RelationalTransformerLayer(nn.Module):
         dim = x.shape[-1]
         attention = RelationalAttention(self.attn_dim, self.heads, name="attention")(x, e)
         x = layer_norm("attn_norm")(x + drop(xavier_linear(dim, "attn_out")(attention)))
-        h = gelu(xavier_linear(self.node_hidden, "mlp_in", use_bias=False)(x))
-        x = layer_norm("mlp_norm")(x + drop(xavier_linear(dim, "mlp_out")(h)))
+        x = ResidualMLP(self.node_hidden, self.dropout, name="mlp")(x, train)
         if self.update_edges:
             e = EdgeUpdate(self.edge_hidden, self.dropout, name="edges")(x, e, train)
         return x, e

@@ -51,15 +51,6 @@ def node_positions(spec: MLPSpec) -> np.ndarray:
     return np.concatenate([np.arange(d_in), *hidden, d_in + L - 1 + np.arange(d_out)])
 
 
-def edge_mask(spec: MLPSpec) -> np.ndarray:
-    """``(N, N)`` booleans: ``True`` where a weight ``W_l[u, v]`` sits."""
-    offsets = layer_offsets(spec)
-    mask = np.zeros((offsets[-1], offsets[-1]), dtype=bool)
-    for l in range(spec.num_layers):
-        mask[offsets[l] : offsets[l + 1], offsets[l + 1] : offsets[l + 2]] = True
-    return mask
-
-
 def place_edges(blocks, spec: MLPSpec, fill: jax.Array) -> jax.Array:
     """Dense ``(B, N, N, ...)`` from per-layer blocks ``(B, d_l, d_{l+1}, ...)``; every
     other pair holds ``fill`` (broadcast over the trailing feature axes)."""
