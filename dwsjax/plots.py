@@ -110,6 +110,37 @@ def plot_training_curves(
     return fig
 
 
+def plot_scale_curve(
+    series: Mapping[str, Sequence[tuple[int, float, float]]],
+    references: Mapping[str, tuple[str, float]],
+    title: str = "",
+) -> Figure:
+    """Test accuracy (%) against training objects (log axis), one line with error bars per cell.
+
+    ``series`` maps a cell name to ``(objects, mean, std)`` points; ``references``
+    maps a cell name to ``(label, accuracy)``, drawn as a dashed line in the
+    cell's colour (the paper's number).
+    """
+    if not series:
+        raise ValueError("plot_scale_curve needs at least one series")
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    colours = {}
+    for name, points in series.items():
+        x, mean, std = zip(*sorted(points))
+        line = ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=name)
+        colours[name] = line[0].get_color()
+    for name, (label, value) in references.items():
+        ax.axhline(value, linestyle="--", linewidth=1, color=colours.get(name, "gray"), label=f"{label}: {value:.1f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training objects (1 view each)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> None:
     """Write ``fig`` atomically (temporary file, then rename; format from the suffix) and close it."""
     path = Path(path)

@@ -2,19 +2,23 @@
 
     python -m experiments.reproduce --set fmnist-augment --seeds 0,1,2
     python -m experiments.reproduce --set fmnist-augment --table-only
+    python -m experiments.reproduce --set scale-fmnist --train-objects 55000 --seeds 0
     python -m experiments.reproduce --set ssl-fmnist --seeds 0,1,2   (see experiments.reproduce_ssl)
 
 Each run is one ``experiments.classify`` call. Finished runs are appended to
 ``results/<set>.csv`` (one row per run); a rerun skips runs already there and
 resumes a killed run from its checkpoint. After every run the markdown table
 ``results/<set>.md`` (mean and std over seeds, next to the paper's numbers for
-the same cells where the paper reports them) is rendered again.
+the same cells where the paper reports them) is rendered again; a set run at
+several training-set sizes also gets ``results/<set>.png`` (accuracy against
+training objects).
 
 CPU protocol (2 cores, no GPU; see the README): 2,000 training objects with
-one view (500 validation and 2,000 test objects, one view), SIRENs fitted for
-the default recipe (``--inr-recipe`` picks another), DWS with 32 channels (the DWSNets MNIST setting;
-the augmentation paper uses 128), 40 epochs of AdamW with batch 64, learning
-rate 1e-3 and weight decay 5e-4, best validation epoch reported.
+one view (500 validation and 2,000 test objects, one view), SIRENs fitted with
+the default recipe (``--inr-recipe`` picks another), DWS with 32 channels (the
+DWSNets MNIST setting; the augmentation paper uses 128), 40 epochs of each
+model's training recipe (``dwsjax.optim.MODEL_RECIPES``), best validation epoch
+reported.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class Protocol(NamedTuple):
 
 
 class Run(NamedTuple):
+    protocol: Protocol
     model: str
     augment: str
     views: int
@@ -61,10 +66,14 @@ class Run(NamedTuple):
 
     @property
     def name(self) -> str:
-        return f"{self.model}_{self.augment.replace(',', '+')}_v{self.views}_s{self.seed}"
+        return (f"{self.model}_{self.augment.replace(',', '+')}_v{self.views}_n{self.protocol.train_objects}"
+                f"_s{self.seed}")  # fmt: skip
 
 
 FMNIST = Protocol("fmnist", train_objects=2000, val_objects=500, test_objects=2000, epochs=40)
+# The paper's split (55k train, 5k validation, 10k test), subsampled for the smaller points of the scale curve.
+FMNIST_PAPER_SPLIT = Protocol("fmnist", train_objects=55000, val_objects=5000, test_objects=10000, epochs=40)
+SCALE_OBJECTS = (2000, 10000, 55000)
 FMNIST_AUGMENTATIONS = ("none", "mixup_aligned", "translate", "siren_negation", "gaussian_noise", "masking",
                         "mixup", "mixup_permuted", "combination")  # fmt: skip
 
@@ -75,56 +84,77 @@ PAPER = {
     ("fmnist", "dws", "none", 10): 76.0,
 }
 
+# Our cells that stand for a cell of the paper: template-aligned MixUp for aligned MixUp.
+PAPER_CELL = {"mixup_prealigned": "mixup_aligned"}
+
 # Cells whose seed-0 training curves are drawn together in results/<set>_curves.png (the paper's Figure 1).
 FIGURE_CELLS = {name: [("dws", "none", 1), ("dws", "mixup_aligned", 1)] for name in ("fmnist-augment", "fmnist-long")}
 
-SETS: dict[str, tuple[Protocol, list[tuple[str, str, int]]]] = {
-    "fmnist-augment": (FMNIST, [("dws", a, 1) for a in FMNIST_AUGMENTATIONS]),
-    "fmnist-gnn": (FMNIST, [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS]),
-    "fmnist-views": (FMNIST, [("dws", "none", 5), ("dws", "none", 10)]),
+Cells = list[tuple[str, str, int]]  # (model, augmentation, views)
+
+# A set is one or more protocols, each with the cells run under it.
+SETS: dict[str, list[tuple[Protocol, Cells]]] = {
+    "fmnist-augment": [(FMNIST, [("dws", a, 1) for a in (*FMNIST_AUGMENTATIONS, "mixup_prealigned")])],
+    "fmnist-gnn": [(FMNIST, [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS])],
+    "fmnist-views": [(FMNIST, [("dws", "none", 5), ("dws", "none", 10)])],
     # MixUp of template-aligned INRs against pairwise-aligned MixUp (dwsjax.template_store).
-    "fmnist-prealigned": (FMNIST, [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")]),
+    "fmnist-prealigned": [(FMNIST, [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")])],
     # Long enough for the unaugmented model to overfit, the regime in which the paper reports MixUp's gain.
-    "fmnist-long": (FMNIST._replace(epochs=120), [("dws", a, 1) for a in ("none", "mixup_aligned")]),
-    "modelnet10": (
+    "fmnist-long": [(FMNIST._replace(epochs=120), [("dws", a, 1) for a in ("none", "mixup_aligned")])],
+    # The headline cell against the number of training objects, up to the paper's 55k (results/scale-fmnist.png).
+    # Template-aligned MixUp stands for aligned MixUp: equal accuracy at a fraction of the cost (fmnist-prealigned).
+    "scale-fmnist": [(FMNIST_PAPER_SPLIT._replace(train_objects=n), [("dws", a, 1) for a in ("none", "mixup_prealigned")])
+                     for n in SCALE_OBJECTS],
+    "cifar10": [(Protocol("cifar10", train_objects=2000, val_objects=500, test_objects=2000, epochs=40),
+                 [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")])],
+    "modelnet10": [(
         Protocol("modelnet10", train_objects=1500, val_objects=300, test_objects=908, epochs=20, inr_steps=300,
                  inr_points=1024),  # fmt: skip
         [("dws", a, 1) for a in ("none", "mixup_aligned")],
-    ),
-    "smoke": (
+    )],
+    "smoke": [(
         Protocol("synthetic2d", train_objects=48, val_objects=16, test_objects=32, epochs=2, batch_size=16,
                  inr_steps=30),  # fmt: skip
         [("dws", a, 1) for a in ("none", "mixup_aligned")],
-    ),
+    )],
 }
 
 COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch",
-           "final_train_accuracy", "train_inrs", "params", "train_samples_per_s", "inr_recipe", "train_recipe",
+           "final_train_accuracy", "train_objects", "train_inrs", "params", "train_samples_per_s", "inr_recipe", "train_recipe",
            "batch_size", "learning_rate", "warmup_steps", "inr_store_psnr",
            "wall_seconds"]  # fmt: skip
 
 
-def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None) -> tuple[Protocol, list[Run]]:
-    """The set's runs, seed by seed; ``augments`` keeps only the cells with those augmentations."""
+def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None,
+            train_objects: list[int] | None = None) -> list[Run]:  # fmt: skip
+    """The set's runs, seed by seed; ``augments`` keeps only the cells with those augmentations,
+    ``train_objects`` only the protocols with those training-set sizes."""
     if set_name not in SETS:
         raise ValueError(f"unknown set {set_name!r}; choose one of {sorted(SETS)}")
-    protocol, cells = SETS[set_name]
+    groups = SETS[set_name]
     if augments is not None:
-        available = {augment for _, augment, _ in cells}
+        available = {augment for _, cells in groups for _, augment, _ in cells}
         unknown = sorted(set(augments) - available)
         if unknown:
             raise ValueError(f"set {set_name!r} has no cells with augmentation {unknown}; "
                              f"its cells use {sorted(available)}")  # fmt: skip
-        cells = [cell for cell in cells if cell[1] in augments]
-    return protocol, [Run(model, augment, views, seed) for seed in seeds for model, augment, views in cells]
+    if train_objects is not None:
+        unknown = sorted(set(train_objects) - {protocol.train_objects for protocol, _ in groups})
+        if unknown:
+            raise ValueError(f"set {set_name!r} has no protocol with {unknown} training objects; its protocols "
+                             f"use {sorted(protocol.train_objects for protocol, _ in groups)}")  # fmt: skip
+        groups = [(protocol, cells) for protocol, cells in groups if protocol.train_objects in train_objects]
+    return [Run(protocol, model, augment, views, seed) for seed in seeds for protocol, cells in groups
+            for model, augment, views in cells if augments is None or augment in augments]  # fmt: skip
 
 
-def classify_argv(protocol: Protocol, run: Run, out: Path, data_dir: str | None, cache_dir: str) -> list[str]:
+def classify_argv(run: Run, out: Path, data_dir: str | None, cache_dir: str) -> list[str]:
+    protocol = run.protocol
     argv = ["--dataset", protocol.dataset, "--model", run.model, "--augment", run.augment,
             "--views", str(run.views), "--seed", str(run.seed),
             "--train-objects", str(protocol.train_objects), "--val-objects", str(protocol.val_objects),
             "--test-objects", str(protocol.test_objects), "--epochs", str(protocol.epochs),
-            "--train-recipe", train_recipe_of(protocol, run), "--inr-recipe", protocol.inr_recipe,
+            "--train-recipe", train_recipe_of(run), "--inr-recipe", protocol.inr_recipe,
             "--cache-dir", cache_dir,
             "--out", str(out), "--resume", "--plot"]  # fmt: skip
     optional = {"--batch-size": protocol.batch_size, "--lr": protocol.lr, "--warmup-steps": protocol.warmup_steps,
@@ -137,27 +167,29 @@ def classify_argv(protocol: Protocol, run: Run, out: Path, data_dir: str | None,
     return argv
 
 
-def train_recipe_of(protocol: Protocol, run: Run) -> str:
+def train_recipe_of(run: Run) -> str:
     """The protocol's training recipe, or the model's own (dwsjax.optim.MODEL_RECIPES)."""
-    return protocol.train_recipe or MODEL_RECIPES[run.model]
+    return run.protocol.train_recipe or MODEL_RECIPES[run.model]
 
 
-def is_done(rows: list[dict], protocol: Protocol, run: Run) -> bool:
-    key = (protocol.dataset, run.model, run.augment, str(run.views), str(run.seed), protocol.inr_recipe,
-           train_recipe_of(protocol, run))  # fmt: skip
-    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r.get("inr_recipe"),
-                r.get("train_recipe")) == key for r in rows)  # fmt: skip
+def is_done(rows: list[dict], run: Run) -> bool:
+    key = (run.protocol.dataset, run.model, run.augment, str(run.views), str(run.seed),
+           str(run.protocol.train_objects), run.protocol.inr_recipe, train_recipe_of(run))  # fmt: skip
+    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r["train_objects"],
+                r["inr_recipe"], r["train_recipe"]) == key for r in rows)  # fmt: skip
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, INR recipe,
-    training recipe) cell."""
+    """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, training objects,
+    INR recipe, training recipe) cell."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r["dataset"], r["model"], r["augment"], int(r["views"]), r["inr_recipe"], r["train_recipe"])
+        key = (r["dataset"], r["model"], r["augment"], int(r["views"]), int(r["train_objects"]), r["inr_recipe"],
+               r["train_recipe"])  # fmt: skip
         cells.setdefault(key, []).append(r)
-    lines = ["| dataset | model | augmentation | views | INR recipe | training recipe | test acc. (%) | train acc. (%) "
-             "| seeds | paper (%) |", "|---|---|---|---:|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| dataset | model | augmentation | views | train objects | INR recipe | training recipe | test acc. (%) "
+             "| train acc. (%) | seeds | paper (%) |",
+             "|---|---|---|---:|---:|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for key, runs in cells.items():
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
         train = 100 * np.array([float(r["final_train_accuracy"]) for r in runs])
@@ -167,27 +199,51 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(results_dir: Path, set_name: str, protocol: Protocol) -> Path:
+def write_table(results_dir: Path, set_name: str, protocols: list[Protocol]) -> Path:
     rows = read_csv_rows(results_dir / f"{set_name}.csv")
     path = results_dir / f"{set_name}.md"
-    header = f"# {set_name}\n\nProtocol: `{json.dumps(protocol._asdict())}`\n\n"
+    header = f"# {set_name}\n\n" + "".join(f"Protocol: `{json.dumps(p._asdict())}`\n\n" for p in protocols)
     atomic_write_text(path, header + markdown_table(rows))
     return path
 
 
-def write_curves(results_dir: Path, runs_dir: Path, set_name: str) -> Path | None:
+def write_curves(results_dir: Path, runs_dir: Path, set_name: str, runs: list[Run]) -> Path | None:
     """The seed-0 curves of the set's :data:`FIGURE_CELLS` that have finished, in one figure."""
     from dwsjax.plots import plot_training_curves, save_figure
 
-    runs = {}
-    for model, augment, views in FIGURE_CELLS.get(set_name, []):
-        path = runs_dir / set_name / Run(model, augment, views, 0).name / "results.json"
-        if path.exists():
-            runs[f"{model} {augment} v{views}"] = json.loads(path.read_text())["history"]
-    if not runs:
+    histories = {}
+    for run in runs:
+        path = runs_dir / set_name / run.name / "results.json"
+        if run.seed == 0 and (run.model, run.augment, run.views) in FIGURE_CELLS.get(set_name, []) and path.exists():
+            histories[f"{run.model} {run.augment} v{run.views}"] = json.loads(path.read_text())["history"]
+    if not histories:
         return None
     out = results_dir / f"{set_name}_curves.png"
-    save_figure(plot_training_curves(runs, f"{set_name} (seed 0)"), out)
+    save_figure(plot_training_curves(histories, f"{set_name} (seed 0)"), out)
+    return out
+
+
+def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
+    """For a set run at several training-set sizes: test accuracy against training objects per cell,
+    with the paper's accuracy of each cell (at its full training set) as a reference line."""
+    from dwsjax.plots import plot_scale_curve, save_figure
+
+    rows = read_csv_rows(results_dir / f"{set_name}.csv")
+    if len({r["train_objects"] for r in rows}) < 2:
+        return None
+    cells: dict[tuple, dict[int, list[float]]] = {}
+    for r in rows:
+        cell = (r["dataset"], r["model"], r["augment"], int(r["views"]))
+        cells.setdefault(cell, {}).setdefault(int(r["train_objects"]), []).append(100 * float(r["test_accuracy"]))
+    series = {f"{model} {augment}": [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
+              for (_, model, augment, _), points in cells.items()}  # fmt: skip
+    references = {}
+    for dataset, model, augment, views in cells:
+        paper_cell = (dataset, model, PAPER_CELL.get(augment, augment), views)
+        if paper_cell in PAPER:
+            references[f"{model} {augment}"] = (f"paper, {model} {paper_cell[2]}", PAPER[paper_cell])
+    out = results_dir / f"{set_name}.png"
+    save_figure(plot_scale_curve(series, references, f"{set_name}: test accuracy vs training objects"), out)
     return out
 
 
@@ -197,6 +253,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     p.add_argument("--augment", default=None,
                    help="only the cells with these augmentations (comma-separated; default: all)")
+    p.add_argument("--train-objects", default=None,
+                   help="only the protocols with these training-set sizes (comma-separated; default: all)")
     p.add_argument("--results-dir", default="results", help="where <set>.csv and <set>.md go")
     p.add_argument("--runs-dir", default="runs/reproduce", help="run directories (checkpoints, curves)")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
@@ -222,26 +280,30 @@ def main(argv=None) -> Path:
         print(path.read_text())
         return path
     augments = None if args.augment is None else args.augment.split(",")
-    protocol, runs = runs_of(args.set, seeds, augments)
+    train_objects = None if args.train_objects is None else [int(n) for n in args.train_objects.split(",")]
+    runs = runs_of(args.set, seeds, augments, train_objects)
     if args.inr_recipe is not None:
-        protocol = protocol._replace(inr_recipe=args.inr_recipe)
+        runs = [run._replace(protocol=run.protocol._replace(inr_recipe=args.inr_recipe)) for run in runs]
+    protocols = list(dict.fromkeys(run.protocol for run in runs))
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path = results_dir / f"{args.set}.csv"
     if not args.table_only:
         for i, run in enumerate(runs):
-            if is_done(read_csv_rows(csv_path), protocol, run):
+            if is_done(read_csv_rows(csv_path), run):
                 print(f"[{i + 1}/{len(runs)}] {run.name}: already in {csv_path}, skipped")
                 continue
             print(f"[{i + 1}/{len(runs)}] {run.name}", flush=True)
             start = time.perf_counter()
             out = Path(args.runs_dir) / args.set / run.name
-            results = classify.main(classify_argv(protocol, run, out, args.data_dir, args.cache_dir))
-            row = {**results, "wall_seconds": round(time.perf_counter() - start, 1)}
+            results = classify.main(classify_argv(run, out, args.data_dir, args.cache_dir))
+            row = {**results, "train_objects": run.protocol.train_objects,
+                   "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
             append_csv_rows(csv_path, [row], COLUMNS)
-            write_table(results_dir, args.set, protocol)
-    path = write_table(results_dir, args.set, protocol)
-    write_curves(results_dir, Path(args.runs_dir), args.set)
+            write_table(results_dir, args.set, protocols)
+    path = write_table(results_dir, args.set, protocols)
+    write_curves(results_dir, Path(args.runs_dir), args.set, runs)
+    write_scale_curve(results_dir, args.set)
     print(path.read_text())
     return path
 

@@ -36,13 +36,14 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     calls = record_calls(monkeypatch, classify, classify_results)
     argv = set_argv("smoke", tmp_path)
     table = reproduce.main(argv).read_text()
-    _, runs = reproduce.runs_of("smoke", [0, 1])
+    runs = reproduce.runs_of("smoke", [0, 1])
     assert len(calls) == len(runs) == 4
     assert all(a.resume and a.dataset == "synthetic2d" for a in calls)
     rows = read_csv_rows(tmp_path / "results" / "smoke.csv")
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
     assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
-    assert "| synthetic2d | dws | none | 1 | dwsnets-fast | dwsnets | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
+    assert [r["train_objects"] for r in rows] == ["48"] * 4
+    assert "| synthetic2d | dws | none | 1 | 48 | dwsnets-fast | dwsnets | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
 
     reproduce.main(argv)
     assert len(calls) == 4, "a rerun must skip finished runs"
@@ -54,11 +55,27 @@ def test_unknown_set_is_rejected():
 
 
 def test_augment_filter_keeps_only_those_cells():
-    _, runs = reproduce.runs_of("fmnist-augment", [1, 2], ["none", "mixup_aligned"])
+    runs = reproduce.runs_of("fmnist-augment", [1, 2], ["none", "mixup_aligned"])
     assert [(r.augment, r.seed) for r in runs] == [("none", 1), ("mixup_aligned", 1), ("none", 2),
                                                    ("mixup_aligned", 2)]  # fmt: skip
     with pytest.raises(ValueError, match="no cells with augmentation"):
         reproduce.runs_of("fmnist-augment", [0], ["rotate"])
+
+
+def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, monkeypatch):
+    calls = record_calls(monkeypatch, classify, classify_results)
+    monkeypatch.setitem(reproduce.SETS, "scale-smoke", [
+        (reproduce.SETS["smoke"][0][0]._replace(train_objects=n), [("dws", "none", 1), ("dws", "mixup_prealigned", 1)])
+        for n in (24, 48)])  # fmt: skip
+    reproduce.main(set_argv("scale-smoke", tmp_path))
+    assert sorted({(a.train_objects, a.augment) for a in calls}) == [
+        (24, "mixup_prealigned"), (24, "none"), (48, "mixup_prealigned"), (48, "none")]
+    assert len({a.out for a in calls}) == len(calls) == 8, "each size has its own run directory"
+    assert (tmp_path / "results" / "scale-smoke.png").stat().st_size > 0
+    reproduce.main(set_argv("scale-smoke", tmp_path) + ["--train-objects", "48", "--seeds", "0,1,2"])
+    assert [(a.train_objects, a.seed) for a in calls[8:]] == [(48, 2), (48, 2)], "only the missing runs of that size"
+    with pytest.raises(ValueError, match="no protocol with \\[7\\] training objects"):
+        reproduce.runs_of("scale-smoke", [0], train_objects=[7])
 
 
 def ssl_results(args):
