@@ -50,9 +50,13 @@ def siren_shift_biases(ws: WeightSpace, shifts: tuple, w0: float = SIREN_W0) -> 
 
 
 def siren_bias(
-    key: jax.Array, ws: WeightSpace, max_shift: int = 2, w0: float = SIREN_W0
+    key: jax.Array, ws: WeightSpace, max_shift: int = 4, w0: float = SIREN_W0
 ) -> WeightSpace:
-    """SIREN bias augmentation with ``k ~ U{-max_shift, ..., max_shift}`` per hidden neuron (SIRENs only)."""
+    """SIREN bias augmentation with ``k ~ U{-max_shift, ..., max_shift}`` per hidden neuron (SIRENs only).
+
+    ``max_shift = 4`` is the augmentation paper's code (``SirenBiasAugmentation(k_max=4)``, which draws
+    from ``{-4, ..., 3}``: torch's ``randint`` excludes its upper bound; the range here is symmetric).
+    """
     shifts = tuple(
         jax.random.randint(k, (n,), -max_shift, max_shift + 1) for k, n in _hidden_keys(key, ws)
     )
