@@ -131,10 +131,13 @@ def plot_scale_curve(
         colours[name] = line[0].get_color()
     for name, (label, value) in references.items():
         ax.axhline(value, linestyle="--", linewidth=1, color=colours.get(name, "gray"), label=f"{label}: {value:.1f}")
+    sizes = sorted({x for points in series.values() for x, _, _ in points})
     ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training objects (1 view each)")
     ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
