@@ -40,6 +40,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, default=None,
                    help="model width (dws channels / gnn node dim / ...; default: the model's)")
     p.add_argument("--views", type=int, default=1, help="training views per object")
+    p.add_argument("--store-views", type=int, default=None,
+                   help="views fitted per training object (default: --views); runs with fewer --views train on the "
+                        "first ones, so runs of different view counts share one store")
     p.add_argument("--train-objects", type=int, default=None, help="default: all but the validation objects")
     p.add_argument("--val-objects", type=int, default=None, help="default: 1/12 of the train split (5K of 60K)")
     p.add_argument("--test-objects", type=int, default=None, help="default: the whole test split")
@@ -136,7 +139,11 @@ def load_splits(args):
 
     fitting = dict(recipe=args.inr_recipe, steps=args.inr_steps, learning_rate=args.inr_lr,
                    target_psnr=args.inr_target_psnr, n_points=args.inr_points)  # fmt: skip
-    train_cfg = InrDatasetConfig(args.dataset, "train", views=args.views, **fitting)
+    store_views = args.views if args.store_views is None else args.store_views
+    if store_views < args.views:
+        raise ValueError(f"--store-views {store_views} is fewer than --views {args.views}; "
+                         "fit at least as many views as the run trains on")  # fmt: skip
+    train_cfg = InrDatasetConfig(args.dataset, "train", views=store_views, **fitting)
     test_cfg = InrDatasetConfig(args.dataset, "test", views=1, **fitting)
     known = args.train_objects is not None and args.val_objects is not None
     objects = args.train_objects + args.val_objects if known else None
@@ -145,7 +152,7 @@ def load_splits(args):
                                   args.data_dir, progress=progress)  # fmt: skip
     test_store = build_inr_store(store_dir(args.cache_dir, test_cfg.identity()), test_cfg, args.test_objects,
                                  args.data_dir, progress=progress)  # fmt: skip
-    fitted = train_store.load()
+    fitted = train_store.load(views=args.views)
     object_ids = objects_in_order(fitted)
     n_val = max(1, len(object_ids) // 12) if args.val_objects is None else args.val_objects
     n_train = len(object_ids) - n_val if args.train_objects is None else args.train_objects

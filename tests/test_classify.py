@@ -65,6 +65,21 @@ def test_classify_cli_end_to_end(tmp_path):
 
 
 
+def test_runs_of_different_view_counts_share_one_store(tmp_path):
+    def splits_of(views, store_views="2"):
+        argv = ["--dataset", "synthetic2d", "--views", str(views), "--store-views", store_views,
+                "--train-objects", "12", "--val-objects", "4", "--test-objects", "4", "--inr-steps", "20",
+                "--cache-dir", str(tmp_path), "--no-progress"]  # fmt: skip
+        return classify.load_splits(classify.parse_args(argv))
+
+    one, _, _, _ = splits_of(1)
+    two, val, _, _ = splits_of(2)
+    assert len(list(tmp_path.glob("synthetic2d_train_*"))) == 1, "both runs read the 2-view store"
+    assert (len(one.labels), len(two.labels), len(val.labels)) == (12, 24, 4)
+    np.testing.assert_array_equal(one.weights.weights[0], select(two, two.view_ids == 0).weights.weights[0])
+    with pytest.raises(ValueError, match="--store-views 1 is fewer than --views 2"):
+        splits_of(2, store_views="1")
+
 TINY = mlp_spec(2, 4, 1)
 
 
