@@ -284,3 +284,32 @@ def test_one_nan_weight_gives_nan_logits_for_that_inr_only(name, leaf):
     logits = np.asarray(model.apply(params, WeightSpace(tuple(poisoned[0]), tuple(poisoned[1]))))
     assert np.isnan(logits[1]).all()
     np.testing.assert_allclose(logits[[0, 2]], clean[[0, 2]], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_batchnorm_classifier_is_invariant_in_train_and_eval_mode(spec):
+    """BatchNorm (statistics over batch and all positions of a slot) keeps the DWS classifier
+    invariant: in training mode (batch statistics) and in evaluation mode (running averages,
+    here moved away from their initial values by one training-mode pass)."""
+    ws = random_ws(15, spec, batch=4)
+    model = build_model("dws", spec, 5, **SMALL["dws"], normalization="batch")
+    variables = jax.jit(model.init)(jax.random.key(16), ws)
+    train = jax.jit(lambda v, w: model.apply(v, w, train=True, mutable=["batch_stats"]))
+    logits, updates = train(variables, ws)
+    moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), updates["batch_stats"], variables["batch_stats"])
+    assert max(jax.tree.leaves(moved)) > 1e-3
+    variables = {**variables, **updates}
+    evaluate = jax.jit(model.apply)
+    eval_logits = evaluate(variables, ws)
+    for seed in range(2):
+        permuted = permute_hidden(ws, random_perms(17 + seed, spec))
+        np.testing.assert_allclose(train(variables, permuted)[0], logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(evaluate(variables, permuted), eval_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_head_has_no_hidden_head_layer():
+    """``head_hidden=0``: the invariant features go through one linear map (the reference readout)."""
+    spec = SPECS[0]
+    model = build_model("dws", spec, 5, hidden=8, depth=2, head_hidden=0)
+    counts = model_param_counts(model)
+    assert "head_hidden" not in counts and counts["head_out"] > 0

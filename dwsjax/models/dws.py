@@ -106,21 +106,42 @@ class DWSLayer(nn.Module):
 
 
 class ChannelNorm(nn.Module):
-    """Per-slot normalisation over the channel axis: "layer" (LayerNorm) or "none"."""
+    """Per-slot normalisation over the channel axis: "batch", "layer" or "none".
+
+    * ``"batch"``: BatchNorm with one set of statistics per slot and channel,
+      taken over the batch and every position of the slot (the DWSNets
+      reference's ``BN`` layer: ``BatchNorm1d`` over ``(B, C, positions)`` per
+      weight and bias, ``nn/layers/layers.py``), PyTorch's momentum 0.1 and
+      epsilon 1e-5. Means over all positions are invariant to permutations of
+      hidden neurons, so the layer stays equivariant in training and in
+      evaluation mode (running averages; ``train=False``). The statistics live
+      in the ``batch_stats`` collection.
+    * ``"layer"``: LayerNorm over each position's channels.
+    """
 
     kind: str = "none"
 
     @nn.compact
-    def __call__(self, tensors: Tensors) -> Tensors:
+    def __call__(self, tensors: Tensors, train: bool = False) -> Tensors:
         if self.kind == "none":
             return tensors
-        if self.kind != "layer":
-            raise ValueError(f'normalization must be "layer" or "none", got {self.kind!r}')
-        return tuple(nn.LayerNorm(name=f"slot_{i}")(x) for i, x in enumerate(tensors))
+        if self.kind == "layer":
+            return tuple(nn.LayerNorm(name=f"slot_{i}")(x) for i, x in enumerate(tensors))
+        if self.kind == "batch":
+            return tuple(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                      name=f"slot_{i}")(x) for i, x in enumerate(tensors))  # fmt: skip
+        raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {self.kind!r}')
+
+
+NORMALIZATIONS = ("none", "layer", "batch")
 
 
 class DWSEncoder(nn.Module):
     """``depth`` DWS layers, each followed by ReLU, normalisation and dropout.
+
+    BatchNorm (``normalization="batch"``) comes before the ReLU, as in the
+    DWSNets reference (``nn/models.py``: DWS layer, ``BN``, ReLU, dropout);
+    LayerNorm after it.
 
     ``(B, ...)`` weight space with one channel -> slot tensors with ``hidden`` channels.
     """
@@ -136,8 +157,12 @@ class DWSEncoder(nn.Module):
     def __call__(self, tensors: Tensors, train: bool = False) -> Tensors:
         for layer in range(self.depth):
             tensors = DWSLayer(self.spec, self.hidden, self.reduction, name=f"dws_{layer}")(tensors)
+            norm = ChannelNorm(self.normalization, name=f"norm_{layer}")
+            if self.normalization == "batch":
+                tensors = norm(tensors, train)
             tensors = tuple(nn.relu(x) for x in tensors)
-            tensors = ChannelNorm(self.normalization, name=f"norm_{layer}")(tensors)
+            if self.normalization != "batch":
+                tensors = norm(tensors, train)
             drop = nn.Dropout(self.dropout, deterministic=not train)
             tensors = tuple(drop(x) for x in tensors)
         return tensors
@@ -156,6 +181,12 @@ def invariant_pool(tensors: Tensors, spec: MLPSpec, reduce: str = "max") -> jax.
 class DWSClassifier(nn.Module):
     """DWSNet classifier: DWS encoder -> invariant pooling -> MLP head -> ``(B, num_classes)``.
 
+    ``head_hidden=0`` makes the head one linear map, the DWSNets reference's
+    readout (``InvariantLayer`` with ``n_out_fc=1``, ``nn/layers/layers.py``).
+    ``normalization="batch"`` adds BatchNorm before every ReLU (the reference's
+    ``bn=True``); its running statistics are the ``batch_stats`` collection,
+    updated when ``train=True`` (``apply(..., mutable=["batch_stats"])``).
+
     :meth:`features` is the representation before the head, ``(B, F)`` with
     ``F = sum_i F_i`` pooled channels (used for self-supervised pre-training).
     """
@@ -173,7 +204,8 @@ class DWSClassifier(nn.Module):
         self.encoder = DWSEncoder(
             self.spec, self.hidden, self.depth, self.reduction, self.normalization, self.dropout
         )
-        self.head_hidden_layer = nn.Dense(self.head_hidden, name="head_hidden")
+        if self.head_hidden:
+            self.head_hidden_layer = nn.Dense(self.head_hidden, name="head_hidden")
         self.head_dropout = nn.Dropout(self.dropout)
         self.head_out = nn.Dense(self.num_classes)
 
@@ -184,7 +216,9 @@ class DWSClassifier(nn.Module):
         return invariant_pool(tensors, self.spec, self.reduction)
 
     def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
-        features = nn.relu(self.head_hidden_layer(self.features(ws, train)))
+        features = self.features(ws, train)
+        if self.head_hidden:
+            features = nn.relu(self.head_hidden_layer(features))
         features = self.head_dropout(features, deterministic=not train)
         return self.head_out(features)
 
