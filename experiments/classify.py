@@ -95,6 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="DWS: BatchNorm before / LayerNorm after every ReLU, or none (default: the model's)")
     p.add_argument("--head-hidden", type=int, default=None,
                    help="DWS: hidden width of the MLP head, 0 = one linear map (default: the model's)")
+    p.add_argument("--set-layer", default=None, choices=["linear", "sab"],
+                   help="DWS: map of each hidden layer's neuron features, linear or set attention "
+                        "(default: the model's)")
     p.add_argument("--augment", default="none",
                    help="none, an augmentation name, a preset ('combination', 'combination_prealigned'), "
                         "or a comma-separated pipeline")
@@ -180,11 +183,11 @@ def template_aligned_if_needed(augments: list[str], train, train_store, config, 
 
 
 def dws_config(args: argparse.Namespace) -> dict:
-    """``--normalization`` / ``--head-hidden`` as DWS model config (refused for other models)."""
-    config = {k: v for k, v in (("normalization", args.normalization), ("head_hidden", args.head_hidden))
-              if v is not None}  # fmt: skip
+    """``--normalization`` / ``--head-hidden`` / ``--set-layer`` as DWS model config (refused for other models)."""
+    given = (("normalization", args.normalization), ("head_hidden", args.head_hidden), ("set_layer", args.set_layer))
+    config = {k: v for k, v in given if v is not None}
     if config and args.model != "dws":
-        raise ValueError(f"--normalization and --head-hidden are DWS options; --model is {args.model}")
+        raise ValueError(f"--normalization, --head-hidden and --set-layer are DWS options; --model is {args.model}")
     if config.get("head_hidden", 0) < 0:
         raise ValueError(f"--head-hidden must be >= 0, got {args.head_hidden}")
     return config
@@ -236,7 +239,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
         "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
         "seed": args.seed, "epochs": args.epochs, "train_recipe": recipe_name, **recipe._asdict(),
         "hidden": args.hidden, "depth": args.depth, "normalization": getattr(model, "normalization", None),
-        "head_hidden": getattr(model, "head_hidden", None),
+        "head_hidden": getattr(model, "head_hidden", None), "set_layer": getattr(model, "set_layer", None),
         "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
         "params": model_param_counts(model)["total"],
         "best_epoch": history["best_epoch"], "val_accuracy": history["best_val_accuracy"],

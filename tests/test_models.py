@@ -69,11 +69,12 @@ def test_fold_unfold_roundtrip(spec):
         np.testing.assert_array_equal(roundtrip(x, slot), x)
 
 
-@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
+@pytest.mark.parametrize("reduction,set_layer", [("sum", "linear"), ("mean", "linear"), ("max", "linear"),
+                                                ("max", "sab")])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_dws_layer_is_equivariant(spec, reduction):
+def test_dws_layer_is_equivariant(spec, reduction, set_layer):
     ws = random_ws(1, spec, channels=3)
-    layer = DWSLayer(spec, out_channels=4, reduction=reduction)
+    layer = DWSLayer(spec, out_channels=4, reduction=reduction, set_layer=set_layer, heads=2)
     tensors = ws.weights + ws.biases
     params = jax.jit(layer.init)(jax.random.key(2), tensors)
     apply = jax.jit(lambda w: _as_ws(layer.apply(params, w.weights + w.biases)))
@@ -286,13 +287,14 @@ def test_one_nan_weight_gives_nan_logits_for_that_inr_only(name, leaf):
     np.testing.assert_allclose(logits[[0, 2]], clean[[0, 2]], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("set_layer", ["linear", "sab"])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_batchnorm_classifier_is_invariant_in_train_and_eval_mode(spec):
+def test_batchnorm_classifier_is_invariant_in_train_and_eval_mode(spec, set_layer):
     """BatchNorm (statistics over batch and all positions of a slot) keeps the DWS classifier
     invariant: in training mode (batch statistics) and in evaluation mode (running averages,
     here moved away from their initial values by one training-mode pass)."""
     ws = random_ws(15, spec, batch=4)
-    model = build_model("dws", spec, 5, **SMALL["dws"], normalization="batch")
+    model = build_model("dws", spec, 5, **SMALL["dws"], normalization="batch", set_layer=set_layer, heads=4)
     variables = jax.jit(model.init)(jax.random.key(16), ws)
     train = jax.jit(lambda v, w: model.apply(v, w, train=True, mutable=["batch_stats"]))
     logits, updates = train(variables, ws)

@@ -61,17 +61,48 @@ def _hidden_layers(spec: MLPSpec) -> range:
     return range(1, spec.num_layers)
 
 
+class SetAttention(nn.Module):
+    """Set attention block over the neuron axis: ``(B, d, F_in) -> (B, d, features)``.
+
+    The DWSNets reference's ``SAB`` (``nn/layers/base.py``, after Lee et al.,
+    Set Transformer, ICML 2019), used there for every term indexed by the
+    neurons of one layer (``set_layer="sab"``, 8 heads): ``Q, K, V`` are affine
+    maps of the input, each of ``heads`` heads attends over the ``d`` neurons
+    with ``softmax(Q_h K_h^T / sqrt(features))``, ``O = Q + A V`` and the output
+    is ``O + relu(affine(O))``. Permuting the neurons permutes the output alike.
+    """
+
+    features: int
+    heads: int = 8
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.features % self.heads:
+            raise ValueError(f"set attention: {self.features} features do not split into {self.heads} heads")
+        q, k, v = (dense_last_axis(nn.Dense(self.features, name=n), x) for n in ("query", "key", "value"))
+        split = lambda t: t.reshape(t.shape[:-1] + (self.heads, self.features // self.heads))
+        logits = jnp.einsum("bihf,bjhf->bhij", split(q), split(k)) / jnp.sqrt(self.features)
+        attended = jnp.einsum("bhij,bjhf->bihf", jax.nn.softmax(logits, axis=-1), split(v))
+        out = q + attended.reshape(q.shape)
+        return out + nn.relu(dense_last_axis(nn.Dense(self.features, name="out"), out))
+
+
 class DWSLayer(nn.Module):
-    """Linear equivariant map between weight spaces with ``C_in -> out_channels`` channels.
+    """Equivariant map between weight spaces with ``C_in -> out_channels`` channels.
 
     Input/output: slot tensors ``(W_0..W_{L-1}, b_0..b_{L-1})`` shaped
     ``(B, d_m, d_{m+1}, C)`` and ``(B, d_{m+1}, C)``. Affine: the global term
     carries a bias per output slot and fixed index (invariant, so equivariant).
+    ``set_layer="linear"`` is the linear layer of the paper; ``"sab"`` maps the
+    neuron features of each hidden layer with :class:`SetAttention` instead of a
+    linear map (the reference code's default), which makes the layer nonlinear.
     """
 
     spec: MLPSpec
     out_channels: int
     reduction: str = "max"
+    set_layer: str = "linear"
+    heads: int = 8
 
     @nn.compact
     def __call__(self, tensors: Tensors) -> Tensors:
@@ -90,8 +121,13 @@ class DWSLayer(nn.Module):
                 [pool_to_layer(folded[i], slots[i], k, reduce) for i in touching], axis=-1
             )
             sizes = [out_sizes[i] for i in touching]
-            dense = nn.Dense(sum(sizes), use_bias=False, name=f"neurons_{k}")
-            terms = _split(dense_last_axis(dense, neurons), sizes)
+            if self.set_layer == "sab":
+                mixed = SetAttention(sum(sizes), self.heads, name=f"neurons_{k}")(neurons)
+            elif self.set_layer == "linear":
+                mixed = dense_last_axis(nn.Dense(sum(sizes), use_bias=False, name=f"neurons_{k}"), neurons)
+            else:
+                raise ValueError(f'set_layer must be "linear" or "sab", got {self.set_layer!r}')
+            terms = _split(mixed, sizes)
             for i, t in zip(touching, terms):
                 outputs[i] = outputs[i] + broadcast_from_layer(t, slots[i], k)
 
@@ -152,11 +188,14 @@ class DWSEncoder(nn.Module):
     reduction: str = "max"
     normalization: str = "none"
     dropout: float = 0.0
+    set_layer: str = "linear"
+    heads: int = 8
 
     @nn.compact
     def __call__(self, tensors: Tensors, train: bool = False) -> Tensors:
         for layer in range(self.depth):
-            tensors = DWSLayer(self.spec, self.hidden, self.reduction, name=f"dws_{layer}")(tensors)
+            tensors = DWSLayer(self.spec, self.hidden, self.reduction, self.set_layer, self.heads,
+                               name=f"dws_{layer}")(tensors)  # fmt: skip
             norm = ChannelNorm(self.normalization, name=f"norm_{layer}")
             if self.normalization == "batch":
                 tensors = norm(tensors, train)
@@ -199,11 +238,12 @@ class DWSClassifier(nn.Module):
     normalization: str = "none"
     dropout: float = 0.0
     head_hidden: int = 128
+    set_layer: str = "linear"
+    heads: int = 8
 
     def setup(self):
-        self.encoder = DWSEncoder(
-            self.spec, self.hidden, self.depth, self.reduction, self.normalization, self.dropout
-        )
+        self.encoder = DWSEncoder(self.spec, self.hidden, self.depth, self.reduction, self.normalization,
+                                  self.dropout, self.set_layer, self.heads)  # fmt: skip
         if self.head_hidden:
             self.head_hidden_layer = nn.Dense(self.head_hidden, name="head_hidden")
         self.head_dropout = nn.Dropout(self.dropout)
