@@ -195,14 +195,16 @@ def test_model_jits_and_overfits_sirens(name):
     spec = mlp_spec(2, 16, 16, 1)
     ws, labels = siren_dataset(spec)
     model = build_model(name, spec, 4, dropout=0.1, **SMALL[name])
-    params = jax.jit(model.init)(jax.random.key(17), ws)
+    variables = jax.jit(model.init)(jax.random.key(17), ws)
+    params = variables["params"]
     opt = optax.adamw(3e-3, weight_decay=5e-4)
     state = opt.init(params)
 
     @jax.jit
     def step(params, state, key):
-        def loss_fn(p):
-            logits = model.apply(p, ws, train=True, rngs={"dropout": key})
+        def loss_fn(p):  # BatchNorm (DWS) uses batch statistics; their running averages are not needed here
+            logits, _ = model.apply({**variables, "params": p}, ws, train=True, rngs={"dropout": key},
+                                    mutable=["batch_stats"])  # fmt: skip
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -234,8 +236,8 @@ def test_build_model_rejects_unknown_name():
 
 def test_summary_counts_match_init():
     model = build_model("dws", mlp_spec(2, 8, 8, 1), 3, **SMALL["dws"])
-    params = jax.jit(model.init)(jax.random.key(0), random_ws(1, model.spec))
-    assert model_param_counts(model)["total"] == param_count(params)
+    variables = jax.jit(model.init)(jax.random.key(0), random_ws(1, model.spec))
+    assert model_param_counts(model)["total"] == param_count(variables["params"])  # not BatchNorm's statistics
     assert "total" in summary(model)
 
 
