@@ -9,7 +9,7 @@ with; :data:`MODEL_RECIPES` names each model's default. Sources:
   paper (Shamsian et al. 2024, App. D) trains DWS with lr 5e-3. The batch is 64,
   not the trainer's 512 (set for ~45,000 INRs): on 2,000 Fashion-MNIST INRs 512
   leaves 3 steps per epoch and 39.8 % test accuracy after 40 epochs against
-  44.2 ± 0.4 % at 64 (README, "Training recipes").
+  44.2 ± 0.4 % at 64 (the linear, unnormalised DWS-32; README, "Training recipes").
 * ``neural-graphs`` (relational transformer): AdamW with AMSGrad, lr 1e-3,
   weight decay 5e-4, 1,000-step linear warmup then constant, gradient clipping
   at global norm 10, dropout 0.2, batch 128: neural-graphs

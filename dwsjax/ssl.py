@@ -178,6 +178,9 @@ def pretrain_simclr(
     train = on_host(train)
     stats = normalisation_stats(train.weights, stats)
     state = create_state(model, train, config)
+    if state.batch_stats:
+        raise ValueError("SimCLR pre-training here takes a backbone without BatchNorm (its running statistics "
+                         "are not carried to fine-tuning or representations); build it with normalization=\"none\"")
     checkpointer, arrays, history, start_epoch = resume_or_start(
         checkpoint_dir, resume, {"state": state}, {"epochs": []}
     )

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -64,7 +65,16 @@ class TrainConfig(NamedTuple):
 
 
 class TrainState(train_state.TrainState):
+    """Parameters, optimiser state, dropout key and the model's ``batch_stats``
+    (BatchNorm running averages; ``{}`` for a model without BatchNorm)."""
+
     dropout_key: jax.Array
+    batch_stats: dict = flax.struct.field(default_factory=dict)
+
+    def variables(self, params=None) -> dict:
+        """``{"params": params or self.params}`` plus ``batch_stats`` if the model has any."""
+        params = self.params if params is None else params
+        return {"params": params, **({"batch_stats": self.batch_stats} if self.batch_stats else {})}
 
 
 class Metrics(NamedTuple):
@@ -88,9 +98,10 @@ def create_state(model: nn.Module, example: InrBatch, config: TrainConfig) -> Tr
     batches of ``example``."""
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
     sample = jax.tree.map(lambda x: x[:1], example.weights)
-    params = model.init({"params": init_key, "dropout": dropout_key}, sample, train=False)["params"]
+    variables = model.init({"params": init_key, "dropout": dropout_key}, sample, train=False)
     tx = config_optimizer(config, config.epochs * max(len(example.labels) // config.batch_size, 1))
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx, dropout_key=dropout_key)
+    return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx, dropout_key=dropout_key,
+                             batch_stats=variables.get("batch_stats", {}))  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "augment"))
@@ -103,18 +114,28 @@ def train_step(state: TrainState, ws, labels, key, stats: WeightStats, num_class
     inputs = normalize(ws, stats)
 
     def loss_fn(params):
-        logits = state.apply_fn({"params": params}, inputs, train=True, rngs={"dropout": dropout_key})
-        return soft_cross_entropy(logits, targets), logits
+        logits, batch_stats = apply_train(state, params, inputs, dropout_key)
+        return soft_cross_entropy(logits, targets), (logits, batch_stats)
 
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1))
-    return state.apply_gradients(grads=grads), loss, accuracy
+    return state.apply_gradients(grads=grads).replace(batch_stats=batch_stats), loss, accuracy
+
+
+def apply_train(state: TrainState, params, inputs, dropout_key):
+    """``(outputs, batch_stats)`` of the model in training mode; BatchNorm statistics are
+    the batch's and the running averages are updated (returned unchanged without BatchNorm)."""
+    rngs = {"dropout": dropout_key}
+    if not state.batch_stats:
+        return state.apply_fn({"params": params}, inputs, train=True, rngs=rngs), state.batch_stats
+    out, updates = state.apply_fn(state.variables(params), inputs, train=True, rngs=rngs, mutable=["batch_stats"])
+    return out, updates["batch_stats"]
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes",))
 def eval_step(state: TrainState, ws, labels, mask, stats: WeightStats, num_classes: int):
     """Sum of cross-entropy losses and number of correct predictions over unmasked rows."""
-    logits = state.apply_fn({"params": state.params}, normalize(ws, stats), train=False)
+    logits = state.apply_fn(state.variables(), normalize(ws, stats), train=False)
     losses = optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, num_classes))
     correct = jnp.argmax(logits, -1) == labels
     return jnp.sum(losses * mask), jnp.sum(correct * mask)
@@ -282,6 +303,13 @@ class Checkpointer:
         return restored.arrays, restored.history
 
 
+def best_arrays(state: TrainState, best: TrainState) -> dict:
+    """What a checkpoint holds: the state, and the best-validation epoch's parameters and
+    BatchNorm statistics (``best_batch_stats`` only for a model with BatchNorm)."""
+    arrays = {"state": state, "best_params": best.params}
+    return arrays | ({"best_batch_stats": best.batch_stats} if best.batch_stats else {})
+
+
 def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
     """``(checkpointer, arrays, history, start_epoch)``: the fresh ``arrays``/``history``
     at epoch 0, or the latest checkpoint's when ``resume``; refuses to overwrite a
@@ -347,9 +375,10 @@ def train_classifier(
         state = state.replace(params=overlay_params(state.params, init_params))
     history: dict = {"epochs": [], "best_epoch": None, "best_val_accuracy": -1.0}
     checkpointer, arrays, history, start_epoch = resume_or_start(
-        checkpoint_dir, resume, {"state": state, "best_params": state.params}, history
+        checkpoint_dir, resume, best_arrays(state, state), history
     )
-    state, best_params = jax.device_put(arrays["state"], replicated), arrays["best_params"]
+    state = jax.device_put(arrays["state"], replicated)
+    best = state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {}))
 
     steps_per_epoch = len(train.labels) // config.batch_size
     run_epochs = epochs_to_run(start_epoch, config.epochs, stop_after_epochs)
@@ -383,13 +412,13 @@ def train_classifier(
         if val_metrics.accuracy > history["best_val_accuracy"]:
             history.update(best_epoch=epoch, best_val_accuracy=val_metrics.accuracy,
                            best_test_accuracy=test_metrics.accuracy)  # fmt: skip
-            best_params = state.params
+            best = state
         bar.set_postfix(val_acc=f"{val_metrics.accuracy:.3f}", test_acc=f"{test_metrics.accuracy:.3f}")
         if checkpointer is not None:
-            checkpointer.save(epoch, {"state": state, "best_params": best_params}, history)
+            checkpointer.save(epoch, best_arrays(state, best), history)
     bar.close()
     history["completed"] = len(history["epochs"]) == config.epochs
-    best_state = state.replace(params=best_params)
+    best_state = state.replace(params=best.params, batch_stats=best.batch_stats)
     history["final_eval"] = {
         name: evaluate(best_state, on_host(data), stats, num_classes, config.eval_batch_size, sharding)._asdict()
         for name, data in (final_eval or {}).items()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import removed_on_failure
+from dwsjax.models.dws import NORMALIZATIONS
 from dwsjax.optim import DECAYS, MODEL_RECIPES, TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.plots import plot_curves
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
@@ -93,6 +94,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_common_arguments(p)
     p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
     p.add_argument("--depth", type=int, default=None, help="DWS layers / transformer blocks (default: the model's)")
+    p.add_argument("--normalization", default=None, choices=NORMALIZATIONS,
+                   help="DWS: BatchNorm before / LayerNorm after every ReLU, or none (default: the model's)")
+    p.add_argument("--head-hidden", type=int, default=None,
+                   help="DWS: hidden width of the MLP head, 0 = one linear map (default: the model's)")
+    p.add_argument("--set-layer", default=None, choices=["linear", "sab"],
+                   help="DWS: map of each hidden layer's neuron features, linear or set attention "
+                        "(default: the model's)")
     p.add_argument("--augment", default="none",
                    help="none, an augmentation name, a preset ('combination', 'combination_prealigned'), "
                         "or a comma-separated pipeline")
@@ -181,6 +189,17 @@ def template_aligned_if_needed(augments: list[str], train, train_store, config, 
     return template_aligned(train, train_store, config, solver, progress), config
 
 
+def dws_config(args: argparse.Namespace) -> dict:
+    """``--normalization`` / ``--head-hidden`` / ``--set-layer`` as DWS model config (refused for other models)."""
+    given = (("normalization", args.normalization), ("head_hidden", args.head_hidden), ("set_layer", args.set_layer))
+    config = {k: v for k, v in given if v is not None}
+    if config and args.model != "dws":
+        raise ValueError(f"--normalization, --head-hidden and --set-layer are DWS options; --model is {args.model}")
+    if config.get("head_hidden", 0) < 0:
+        raise ValueError(f"--head-hidden must be >= 0, got {args.head_hidden}")
+    return config
+
+
 def write_history_csv(path: Path, epochs: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(epochs[0]))
@@ -212,7 +231,8 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
               "shapes): it exercises the pipeline end to end but is no classification benchmark")  # fmt: skip
     recipe_name, recipe = resolved_recipe(args)
     model = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
-                        **width_config(args.model, args.hidden), **depth_config(args.model, args.depth))  # fmt: skip
+                        **width_config(args.model, args.hidden), **depth_config(args.model, args.depth),
+                        **dws_config(args))  # fmt: skip
     config = TrainConfig.from_recipe(recipe, epochs=args.epochs, seed=args.seed)
     augment = None if args.augment == "none" else build_pipeline(
         args.augment, activation=train_store.activation, solver=args.matching_solver)
@@ -225,7 +245,8 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     results = {
         "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
         "seed": args.seed, "epochs": args.epochs, "train_recipe": recipe_name, **recipe._asdict(),
-        "hidden": args.hidden, "depth": args.depth,
+        "hidden": args.hidden, "depth": args.depth, "normalization": getattr(model, "normalization", None),
+        "head_hidden": getattr(model, "head_hidden", None), "set_layer": getattr(model, "set_layer", None),
         "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
         "params": model_param_counts(model)["total"],
         "best_epoch": history["best_epoch"], "val_accuracy": history["best_val_accuracy"],

@@ -202,8 +202,9 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
         args.finetune_augment, activation=train_store.activation)  # fmt: skip
     stats = weight_stats(train.weights)
     recipe_name, recipe = resolved_recipe(args)
+    # SimCLR pre-training carries no BatchNorm statistics (dwsjax.ssl), so the backbone has none
     backbone = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
-                           **width_config(args.model, args.hidden))  # fmt: skip
+                           normalization="none", **width_config(args.model, args.hidden))  # fmt: skip
     simclr = simclr_model(backbone, projection_dim=args.projection_dim)
     progress = not args.no_progress
 

@@ -26,9 +26,11 @@ def splits(tmp_path_factory):
     )
 
 
-def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path):
+@pytest.mark.parametrize("normalization", ["none", "batch"])
+def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path, normalization):
+    """Also with BatchNorm: its running statistics (and the best epoch's) are checkpointed."""
     train, val, test, spec = splits
-    model = build_model("dws", spec, 10, hidden=8)
+    model = build_model("dws", spec, 10, hidden=8, normalization=normalization)
     config = TrainConfig(epochs=3, batch_size=20)
     full = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "a", progress=False)
     partial = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b",
@@ -42,6 +44,20 @@ def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path):
     for a, b in zip(full["epochs"], resumed["epochs"]):
         for key in ("train_loss", "val_loss", "test_loss", "val_accuracy", "test_accuracy"):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
+
+
+def test_train_step_updates_batchnorm_statistics(splits):
+    """A training step with BatchNorm moves the running averages that evaluation uses."""
+    from dwsjax.train import create_state, step_key, train_step
+
+    train, _, _, spec = splits
+    model = build_model("dws", spec, 10, hidden=8, depth=2, normalization="batch")
+    state = create_state(model, train, TrainConfig(batch_size=20))
+    assert state.batch_stats
+    ws = jax.tree.map(lambda x: x[:20], train.weights)
+    new, _, _ = train_step(state, ws, train.labels[:20], step_key(0, 0, 0), weight_stats(train.weights), 10, None)
+    moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), new.batch_stats, state.batch_stats)
+    assert max(jax.tree.leaves(moved)) > 0
 
 
 def test_classify_cli_end_to_end(tmp_path):

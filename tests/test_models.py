@@ -69,11 +69,12 @@ def test_fold_unfold_roundtrip(spec):
         np.testing.assert_array_equal(roundtrip(x, slot), x)
 
 
-@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
+@pytest.mark.parametrize("reduction,set_layer", [("sum", "linear"), ("mean", "linear"), ("max", "linear"),
+                                                ("max", "sab")])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_dws_layer_is_equivariant(spec, reduction):
+def test_dws_layer_is_equivariant(spec, reduction, set_layer):
     ws = random_ws(1, spec, channels=3)
-    layer = DWSLayer(spec, out_channels=4, reduction=reduction)
+    layer = DWSLayer(spec, out_channels=4, reduction=reduction, set_layer=set_layer, heads=2)
     tensors = ws.weights + ws.biases
     params = jax.jit(layer.init)(jax.random.key(2), tensors)
     apply = jax.jit(lambda w: _as_ws(layer.apply(params, w.weights + w.biases)))
@@ -194,14 +195,16 @@ def test_model_jits_and_overfits_sirens(name):
     spec = mlp_spec(2, 16, 16, 1)
     ws, labels = siren_dataset(spec)
     model = build_model(name, spec, 4, dropout=0.1, **SMALL[name])
-    params = jax.jit(model.init)(jax.random.key(17), ws)
+    variables = jax.jit(model.init)(jax.random.key(17), ws)
+    params = variables["params"]
     opt = optax.adamw(3e-3, weight_decay=5e-4)
     state = opt.init(params)
 
     @jax.jit
     def step(params, state, key):
-        def loss_fn(p):
-            logits = model.apply(p, ws, train=True, rngs={"dropout": key})
+        def loss_fn(p):  # BatchNorm (DWS) uses batch statistics; their running averages are not needed here
+            logits, _ = model.apply({**variables, "params": p}, ws, train=True, rngs={"dropout": key},
+                                    mutable=["batch_stats"])  # fmt: skip
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -233,8 +236,8 @@ def test_build_model_rejects_unknown_name():
 
 def test_summary_counts_match_init():
     model = build_model("dws", mlp_spec(2, 8, 8, 1), 3, **SMALL["dws"])
-    params = jax.jit(model.init)(jax.random.key(0), random_ws(1, model.spec))
-    assert model_param_counts(model)["total"] == param_count(params)
+    variables = jax.jit(model.init)(jax.random.key(0), random_ws(1, model.spec))
+    assert model_param_counts(model)["total"] == param_count(variables["params"])  # not BatchNorm's statistics
     assert "total" in summary(model)
 
 
@@ -284,3 +287,33 @@ def test_one_nan_weight_gives_nan_logits_for_that_inr_only(name, leaf):
     logits = np.asarray(model.apply(params, WeightSpace(tuple(poisoned[0]), tuple(poisoned[1]))))
     assert np.isnan(logits[1]).all()
     np.testing.assert_allclose(logits[[0, 2]], clean[[0, 2]], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("set_layer", ["linear", "sab"])
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_batchnorm_classifier_is_invariant_in_train_and_eval_mode(spec, set_layer):
+    """BatchNorm (statistics over batch and all positions of a slot) keeps the DWS classifier
+    invariant: in training mode (batch statistics) and in evaluation mode (running averages,
+    here moved away from their initial values by one training-mode pass)."""
+    ws = random_ws(15, spec, batch=4)
+    model = build_model("dws", spec, 5, **SMALL["dws"], normalization="batch", set_layer=set_layer, heads=4)
+    variables = jax.jit(model.init)(jax.random.key(16), ws)
+    train = jax.jit(lambda v, w: model.apply(v, w, train=True, mutable=["batch_stats"]))
+    logits, updates = train(variables, ws)
+    moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), updates["batch_stats"], variables["batch_stats"])
+    assert max(jax.tree.leaves(moved)) > 1e-3
+    variables = {**variables, **updates}
+    evaluate = jax.jit(model.apply)
+    eval_logits = evaluate(variables, ws)
+    for seed in range(2):
+        permuted = permute_hidden(ws, random_perms(17 + seed, spec))
+        np.testing.assert_allclose(train(variables, permuted)[0], logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(evaluate(variables, permuted), eval_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_head_has_no_hidden_head_layer():
+    """``head_hidden=0``: the invariant features go through one linear map (the reference readout)."""
+    spec = SPECS[0]
+    model = build_model("dws", spec, 5, hidden=8, depth=2, head_hidden=0)
+    counts = model_param_counts(model)
+    assert "head_hidden" not in counts and counts["head_out"] > 0

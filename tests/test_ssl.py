@@ -110,7 +110,8 @@ def test_killed_pretraining_resumes_to_the_same_encoder(tmp_path):
 
     spec = mlp_spec(2, 6, 6, 1)
     data = _random_inrs(spec, 24)
-    model = simclr_model(build_model("dws", spec, 10, hidden=4, depth=1), projection_hidden=8, projection_dim=8)
+    backbone = build_model("dws", spec, 10, hidden=4, depth=1, normalization="none")
+    model = simclr_model(backbone, projection_hidden=8, projection_dim=8)
     config = TrainConfig(epochs=2, batch_size=8)
     augment = build_pipeline("gaussian_noise,siren_negation")
     full, history = pretrain_simclr(model, data, config, augment, progress=False)

@@ -1,8 +1,10 @@
 """Build models by name with the papers' configurations as defaults.
 
 * ``dws``: DWSNets classifier; 4 DWS layers, 32 channels (DWSNets MNIST INR
-  experiments), ``max`` reduction as in the DWSNets reference code. The
-  augmentation paper (Shamsian et al. 2024) uses ``hidden=128``.
+  experiments), ``max`` reduction, BatchNorm before each ReLU and set attention
+  (8 heads) for the neuron-indexed terms as in the DWSNets reference code
+  (``experiments/mnist/trainer.py`` defaults ``--add-bn``, ``--set-layer sab``).
+  The augmentation paper (Shamsian et al. 2024) uses ``hidden=128``.
 * ``gnn``: relational transformer on neural graphs; 4 layers, node dim 64, edge dim 32.
 * ``mlp``: MLP on flattened weights, 3 hidden layers of 256.
 * ``transformer``: per-neuron token transformer, 4 layers, dim 64.
