@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from dwsjax.models import DWSClassifier
 from dwsjax.optim import MODEL_RECIPES
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
@@ -52,6 +53,9 @@ class Protocol(NamedTuple):
     lr: float | None = None
     warmup_steps: int | None = None
     hidden: int | None = None
+    normalization: str | None = None
+    set_layer: str | None = None
+    head_hidden: int | None = None
     store_views: int | None = None
     inr_steps: int | None = None
     inr_points: int | None = None
@@ -122,8 +126,12 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     )],
 }
 
+# DWS layout options recorded per run (classify --normalization, --set-layer, --head-hidden).
+DWS_LAYOUT = ("normalization", "set_layer", "head_hidden")
+
 COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch",
-           "final_train_accuracy", "train_objects", "train_inrs", "params", "train_samples_per_s", "inr_recipe", "train_recipe",
+           "final_train_accuracy", "train_objects", "train_inrs", "params", "normalization", "set_layer", "head_hidden",
+           "train_samples_per_s", "inr_recipe", "train_recipe",
            "batch_size", "learning_rate", "warmup_steps", "inr_store_psnr",
            "wall_seconds"]  # fmt: skip
 
@@ -161,7 +169,9 @@ def classify_argv(run: Run, out: Path, data_dir: str | None, cache_dir: str) -> 
             "--cache-dir", cache_dir,
             "--out", str(out), "--resume", "--plot"]  # fmt: skip
     optional = {"--batch-size": protocol.batch_size, "--lr": protocol.lr, "--warmup-steps": protocol.warmup_steps,
-                "--hidden": protocol.hidden, "--store-views": protocol.store_views, "--inr-steps": protocol.inr_steps,
+                "--hidden": protocol.hidden, "--normalization": protocol.normalization,
+                "--set-layer": protocol.set_layer, "--head-hidden": protocol.head_hidden,
+                "--store-views": protocol.store_views, "--inr-steps": protocol.inr_steps,
                 "--inr-points": protocol.inr_points}  # fmt: skip
     for flag, value in optional.items():
         if value is not None:
@@ -176,24 +186,40 @@ def train_recipe_of(run: Run) -> str:
     return run.protocol.train_recipe or MODEL_RECIPES[run.model]
 
 
+def dws_layout(run: Run) -> tuple[str, str, str]:
+    """``(normalization, set_layer, head_hidden)`` of a DWS run, as the CSV records them: the protocol's
+    choice or :class:`DWSClassifier`'s default; empty for other models."""
+    if run.model != "dws":
+        return "", "", ""
+    return tuple(str(getattr(DWSClassifier, field) if getattr(run.protocol, field) is None
+                     else getattr(run.protocol, field)) for field in DWS_LAYOUT)  # fmt: skip
+
+
 def is_done(rows: list[dict], run: Run) -> bool:
     key = (run.protocol.dataset, run.model, run.augment, str(run.views), str(run.seed),
-           str(run.protocol.train_objects), run.protocol.inr_recipe, train_recipe_of(run))  # fmt: skip
+           str(run.protocol.train_objects), run.protocol.inr_recipe, train_recipe_of(run), *dws_layout(run))  # fmt: skip
     return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r["train_objects"],
-                r["inr_recipe"], r["train_recipe"]) == key for r in rows)  # fmt: skip
+                r["inr_recipe"], r["train_recipe"], *(r[f] for f in DWS_LAYOUT)) == key for r in rows)  # fmt: skip
+
+
+def layout_name(row: dict) -> str:
+    """A DWS row's layout, e.g. ``batch, sab, head 128``; ``—`` for other models."""
+    if not row["normalization"]:
+        return "—"
+    return f"{row['normalization']}, {row['set_layer']}, head {row['head_hidden']}"
 
 
 def markdown_table(rows: list[dict]) -> str:
     """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, training objects,
-    INR recipe, training recipe) cell."""
+    INR recipe, training recipe, DWS layout) cell."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
         key = (r["dataset"], r["model"], r["augment"], int(r["views"]), int(r["train_objects"]), r["inr_recipe"],
-               r["train_recipe"])  # fmt: skip
+               r["train_recipe"], layout_name(r))  # fmt: skip
         cells.setdefault(key, []).append(r)
-    lines = ["| dataset | model | augmentation | views | train objects | INR recipe | training recipe | test acc. (%) "
-             "| train acc. (%) | seeds | paper (%) |",
-             "|---|---|---|---:|---:|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| dataset | model | augmentation | views | train objects | INR recipe | training recipe | DWS layout "
+             "| test acc. (%) | train acc. (%) | seeds | paper (%) |",
+             "|---|---|---|---:|---:|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for key, runs in cells.items():
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
         train = 100 * np.array([float(r["final_train_accuracy"]) for r in runs])
@@ -237,15 +263,20 @@ def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
         return None
     cells: dict[tuple, dict[int, list[float]]] = {}
     for r in rows:
-        cell = (r["dataset"], r["model"], r["augment"], int(r["views"]))
+        cell = (r["dataset"], r["model"], r["augment"], int(r["views"]), layout_name(r))
         cells.setdefault(cell, {}).setdefault(int(r["train_objects"]), []).append(100 * float(r["test_accuracy"]))
-    series = {f"{model} {augment}": [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
-              for (_, model, augment, _), points in cells.items()}  # fmt: skip
+    layouts = {cell[-1] for cell in cells}
+
+    def name(model: str, augment: str, layout: str) -> str:
+        return f"{model} {augment}" + (f" ({layout})" if len(layouts) > 1 else "")
+
+    series = {name(model, augment, layout): [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
+              for (_, model, augment, _, layout), points in cells.items()}  # fmt: skip
     references = {}
-    for dataset, model, augment, views in cells:
+    for dataset, model, augment, views, layout in cells:
         paper_cell = (dataset, model, PAPER_CELL.get(augment, augment), views)
         if paper_cell in PAPER:
-            references[f"{model} {augment}"] = (f"paper, {model} {paper_cell[2]}", PAPER[paper_cell])
+            references[name(model, augment, layout)] = (f"paper, {model} {paper_cell[2]}", PAPER[paper_cell])
     out = results_dir / f"{set_name}.png"
     save_figure(plot_scale_curve(series, references, f"{set_name}: test accuracy vs training objects"), out)
     return out

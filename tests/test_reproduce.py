@@ -3,6 +3,7 @@
 import pytest
 
 from dwsjax.files import append_csv_rows, read_csv_rows
+from dwsjax.models import DWSClassifier
 from experiments import classify, reproduce, ssl
 
 
@@ -26,7 +27,9 @@ def record_calls(monkeypatch, module, results_of):
 
 
 def classify_results(args):
-    return {"dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
+    layout = {field: getattr(DWSClassifier, field) if getattr(args, field) is None else getattr(args, field)
+              for field in reproduce.DWS_LAYOUT}  # the model's resolved layout, as classify records it
+    return {**layout, "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
             "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
             "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10, "train_samples_per_s": 1.0,
             "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe, "inr_store_psnr": 30.0}  # fmt: skip
@@ -43,7 +46,7 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
     assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
     assert [r["train_objects"] for r in rows] == ["48"] * 4
-    assert "| synthetic2d | dws | none | 1 | 48 | dwsnets-fast | dwsnets | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
+    assert "| synthetic2d | dws | none | 1 | 48 | dwsnets-fast | dwsnets | batch, sab, head 128 | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
 
     reproduce.main(argv)
     assert len(calls) == 4, "a rerun must skip finished runs"
@@ -76,6 +79,16 @@ def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, m
     assert [(a.train_objects, a.seed) for a in calls[8:]] == [(48, 2), (48, 2)], "only the missing runs of that size"
     with pytest.raises(ValueError, match="no protocol with \\[7\\] training objects"):
         reproduce.runs_of("scale-smoke", [0], train_objects=[7])
+
+
+def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch):
+    calls = record_calls(monkeypatch, classify, classify_results)
+    reproduce.main(set_argv("smoke", tmp_path))
+    plain = reproduce.SETS["smoke"][0][0]._replace(normalization="none", set_layer="linear")
+    monkeypatch.setitem(reproduce.SETS, "smoke", [(plain, reproduce.SETS["smoke"][0][1])])
+    table = reproduce.main(set_argv("smoke", tmp_path)).read_text()
+    assert len(calls) == 8 and all(a.normalization == "none" and a.set_layer == "linear" for a in calls[4:])
+    assert "| none, linear, head 128 |" in table and "| batch, sab, head 128 |" in table
 
 
 def ssl_results(args):
