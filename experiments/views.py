@@ -340,8 +340,9 @@ def run(args: argparse.Namespace, out: Path) -> dict:
     done = {run_key(r["objects"], r["views"], r["seed"]) for r in rows}
     pending = [r for r in runs if run_key(*r) not in done]
     if pending:
-        store_args = argparse.Namespace(**{**vars(args), "views": args.max_views, "train_objects": pool_objects,
-                                           "inr_lr": None, "inr_target_psnr": None})  # fmt: skip
+        store_args = argparse.Namespace(**{**vars(args), "views": args.max_views, "store_views": None,
+                                           "train_objects": pool_objects, "inr_lr": None,
+                                           "inr_target_psnr": None})  # fmt: skip
         pool, val, test, store = load_splits(store_args)
         pool, val, test = on_host(pool), on_host(val), on_host(test)
         num_classes = len(store.metadata["class_names"])
