@@ -22,6 +22,7 @@ from experiments.cli import make_parser, run_cli
 
 CONFIGS = {
     "dws32": ("dws", {"hidden": 32}),
+    "dws32-linear": ("dws", {"hidden": 32, "normalization": "none", "set_layer": "linear"}),
     "dws128": ("dws", {"hidden": 128}),
     "gnn": ("gnn", {}),
     "mlp": ("mlp", {}),
@@ -31,17 +32,20 @@ NUM_CLASSES = 10
 
 
 def make_train_step(model, optimizer):
-    """Jitted ``(params, opt_state, ws, labels, key) -> (params, opt_state, loss)``."""
+    """Jitted ``(params, batch_stats, opt_state, ws, labels, key) -> (params, batch_stats, opt_state, loss)``;
+    ``batch_stats`` is ``{}`` for a model without BatchNorm."""
 
-    def loss_fn(params, ws, labels, key):
-        logits = model.apply(params, ws, train=True, rngs={"dropout": key})
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    def loss_fn(params, batch_stats, ws, labels, key):
+        variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+        logits, updates = model.apply(variables, ws, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return loss, updates.get("batch_stats", {})
 
     @jax.jit
-    def step(params, opt_state, ws, labels, key):
-        loss, grads = jax.value_and_grad(loss_fn)(params, ws, labels, key)
+    def step(params, batch_stats, opt_state, ws, labels, key):
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_stats, ws, labels, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
     return step
 
@@ -52,15 +56,16 @@ def benchmark(name: str, batch: int, steps: int) -> dict:
     model = build_model(kind, spec, NUM_CLASSES, **config)
     ws = jax.jit(lambda k: siren_init_batch(jax.random.split(k, batch), spec))(jax.random.key(0))
     labels = jax.random.randint(jax.random.key(1), (batch,), 0, NUM_CLASSES)
-    params = jax.jit(model.init)(jax.random.key(2), ws)
+    variables = jax.jit(model.init)(jax.random.key(2), ws)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
     optimizer = optax.adamw(1e-3, weight_decay=5e-4)
     opt_state = optimizer.init(params)
     step = make_train_step(model, optimizer)
     key = jax.random.key(3)
-    jax.block_until_ready(step(params, opt_state, ws, labels, key))
+    jax.block_until_ready(step(params, batch_stats, opt_state, ws, labels, key))
     start = time.perf_counter()
     for _ in range(steps):
-        params, opt_state, loss = step(params, opt_state, ws, labels, key)
+        params, batch_stats, opt_state, loss = step(params, batch_stats, opt_state, ws, labels, key)
     jax.block_until_ready(loss)
     seconds = time.perf_counter() - start
     return {
