@@ -276,7 +276,8 @@ def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
     for dataset, model, augment, views, layout in cells:
         paper_cell = (dataset, model, PAPER_CELL.get(augment, augment), views)
         if paper_cell in PAPER:
-            references[name(model, augment, layout)] = (f"paper, {model} {paper_cell[2]}", PAPER[paper_cell])
+            references[name(model, augment, layout)] = (f"paper (its full training set), {model} {paper_cell[2]}",
+                                                        PAPER[paper_cell])  # fmt: skip
     out = results_dir / f"{set_name}.png"
     save_figure(plot_scale_curve(series, references, f"{set_name}: test accuracy vs training objects"), out)
     return out
