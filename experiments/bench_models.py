@@ -18,6 +18,7 @@ import optax
 
 from dwsjax import mlp_spec, siren_init_batch
 from dwsjax.models import build_model, param_count
+from dwsjax.train import TrainState, apply_train
 from experiments.cli import make_parser, run_cli
 
 CONFIGS = {
@@ -31,21 +32,18 @@ CONFIGS = {
 NUM_CLASSES = 10
 
 
-def make_train_step(model, optimizer):
-    """Jitted ``(params, batch_stats, opt_state, ws, labels, key) -> (params, batch_stats, opt_state, loss)``;
-    ``batch_stats`` is ``{}`` for a model without BatchNorm."""
+def make_train_step():
+    """Jitted ``(state, ws, labels, key) -> (state, loss)``: one AdamW step in training mode
+    (BatchNorm statistics updated, as :func:`dwsjax.train.apply_train` does for training)."""
 
-    def loss_fn(params, batch_stats, ws, labels, key):
-        variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
-        logits, updates = model.apply(variables, ws, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        return loss, updates.get("batch_stats", {})
+    def loss_fn(params, state, ws, labels, key):
+        logits, batch_stats = apply_train(state, params, ws, key)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), batch_stats
 
     @jax.jit
-    def step(params, batch_stats, opt_state, ws, labels, key):
-        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_stats, ws, labels, key)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), batch_stats, opt_state, loss
+    def step(state, ws, labels, key):
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state, ws, labels, key)
+        return state.apply_gradients(grads=grads).replace(batch_stats=batch_stats), loss
 
     return step
 
@@ -57,21 +55,20 @@ def benchmark(name: str, batch: int, steps: int) -> dict:
     ws = jax.jit(lambda k: siren_init_batch(jax.random.split(k, batch), spec))(jax.random.key(0))
     labels = jax.random.randint(jax.random.key(1), (batch,), 0, NUM_CLASSES)
     variables = jax.jit(model.init)(jax.random.key(2), ws)
-    params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    optimizer = optax.adamw(1e-3, weight_decay=5e-4)
-    opt_state = optimizer.init(params)
-    step = make_train_step(model, optimizer)
     key = jax.random.key(3)
-    jax.block_until_ready(step(params, batch_stats, opt_state, ws, labels, key))
+    state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adamw(1e-3, weight_decay=5e-4),
+                              dropout_key=key, batch_stats=variables.get("batch_stats", {}))  # fmt: skip
+    step = make_train_step()
+    jax.block_until_ready(step(state, ws, labels, key))
     start = time.perf_counter()
     for _ in range(steps):
-        params, batch_stats, opt_state, loss = step(params, batch_stats, opt_state, ws, labels, key)
+        state, loss = step(state, ws, labels, key)
     jax.block_until_ready(loss)
     seconds = time.perf_counter() - start
     return {
         "model": name,
         "samples_per_s": round(batch * steps / seconds, 1),
-        "params": param_count(params),
+        "params": param_count(state.params),
         "config": {
             f.name: getattr(model, f.name)
             for f in dataclasses.fields(model)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import removed_on_failure
-from dwsjax.models.dws import NORMALIZATIONS
+from dwsjax.models.dws import NORMALIZATIONS, SET_LAYERS
 from dwsjax.optim import DECAYS, MODEL_RECIPES, TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.plots import plot_curves
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
@@ -98,7 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="DWS: BatchNorm before / LayerNorm after every ReLU, or none (default: the model's)")
     p.add_argument("--head-hidden", type=int, default=None,
                    help="DWS: hidden width of the MLP head, 0 = one linear map (default: the model's)")
-    p.add_argument("--set-layer", default=None, choices=["linear", "sab"],
+    p.add_argument("--set-layer", default=None, choices=SET_LAYERS,
                    help="DWS: map of each hidden layer's neuron features, linear or set attention "
                         "(default: the model's)")
     p.add_argument("--augment", default="none",

@@ -127,7 +127,7 @@ class DWSLayer(nn.Module):
             elif self.set_layer == "linear":
                 mixed = dense_last_axis(nn.Dense(sum(sizes), use_bias=False, name=f"neurons_{k}"), neurons)
             else:
-                raise ValueError(f'set_layer must be "linear" or "sab", got {self.set_layer!r}')
+                raise ValueError(f"set_layer must be one of {SET_LAYERS}, got {self.set_layer!r}")
             terms = _split(mixed, sizes)
             for i, t in zip(touching, terms):
                 outputs[i] = outputs[i] + broadcast_from_layer(t, slots[i], k)
@@ -171,6 +171,7 @@ class ChannelNorm(nn.Module):
 
 
 NORMALIZATIONS = ("none", "layer", "batch")
+SET_LAYERS = ("linear", "sab")
 
 
 class DWSEncoder(nn.Module):
