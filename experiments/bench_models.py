@@ -4,7 +4,9 @@
 prints one JSON line per model: samples/s of a jitted AdamW step (lr 1e-3,
 weight decay 5e-4, Shamsian et al. 2024 App. D) on random SIREN weight spaces of
 spec 2-32-32-1 with random labels, measured after a warm-up step with
-``block_until_ready``, plus the parameter count and the model config.
+``block_until_ready``, plus the parameter count, the model config and the
+step's FLOPs per sample as XLA counts them (``gflop_per_sample``; throughput
+times it is the arithmetic rate the step achieves).
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def make_train_step():
     return step
 
 
+def step_flops(step, *args) -> float:
+    """FLOPs of one call of the jitted ``step`` as XLA's cost analysis counts them."""
+    cost = step.lower(*args).compile().cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
+
+
 def benchmark(name: str, batch: int, steps: int) -> dict:
     kind, config = CONFIGS[name]
     spec = mlp_spec(2, 32, 32, 1)
@@ -59,6 +67,7 @@ def benchmark(name: str, batch: int, steps: int) -> dict:
     state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adamw(1e-3, weight_decay=5e-4),
                               dropout_key=key, batch_stats=variables.get("batch_stats", {}))  # fmt: skip
     step = make_train_step()
+    flops = step_flops(step, state, ws, labels, key)
     jax.block_until_ready(step(state, ws, labels, key))
     start = time.perf_counter()
     for _ in range(steps):
@@ -69,6 +78,7 @@ def benchmark(name: str, batch: int, steps: int) -> dict:
         "model": name,
         "samples_per_s": round(batch * steps / seconds, 1),
         "params": param_count(state.params),
+        "gflop_per_sample": round(flops / batch / 1e9, 3),
         "config": {
             f.name: getattr(model, f.name)
             for f in dataclasses.fields(model)

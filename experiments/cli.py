@@ -5,16 +5,30 @@ A user mistake (missing data, a bad flag value, a damaged file: our code raises
 ends the command with that one line on stderr and exit status 1, and warnings
 (e.g. a damaged store shard being refitted) print as one line; ``--debug``
 shows the traceback and the warnings' source lines instead.
+
+On Linux with glibc, a command first restarts itself with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (:func:`huge_page_environment`):
+XLA's CPU runtime allocates every execution's temporary buffers afresh, glibc
+maps large allocations anew, and touching fresh 4 KiB pages costs one page
+fault each; with the tunable glibc asks for transparent huge pages instead.
+Measured on the 2-core CPU (README "Performance"): a relational-transformer
+training step went from 439,000 page faults and 877 ms to 1,350 faults and
+477 ms, DWS-32 from 597 to 827 samples/s. ``DWSJAX_NO_HUGE_PAGES=1`` turns
+the restart off.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import warnings
 from typing import Callable, Sequence
 
 USER_ERRORS = (ValueError, FileNotFoundError)
+HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"
+HUGE_PAGES_OPT_OUT = "DWSJAX_NO_HUGE_PAGES"
 
 
 def shows_default(action: argparse.Action) -> bool:
@@ -57,9 +71,31 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+def huge_page_environment(environ: dict[str, str], libc: str) -> dict[str, str] | None:
+    """``environ`` with :data:`HUGE_PAGE_TUNABLE` appended to ``GLIBC_TUNABLES``, or ``None`` when
+    nothing is to change: not glibc, a ``glibc.malloc.hugetlb`` tunable already set, or opted out."""
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if libc != "glibc" or "glibc.malloc.hugetlb" in tunables or environ.get(HUGE_PAGES_OPT_OUT):
+        return None
+    return {**environ, "GLIBC_TUNABLES": ":".join(filter(None, [tunables, HUGE_PAGE_TUNABLE]))}
+
+
+def restart_with_huge_pages() -> None:
+    """Re-execute this command (same interpreter and arguments) under :func:`huge_page_environment`;
+    glibc reads its tunables only when a process starts. Returns when there is nothing to change."""
+    environ = huge_page_environment(dict(os.environ), platform.libc_ver()[0] if sys.platform == "linux" else "")
+    if environ is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, sys.orig_argv, environ)
+
+
 def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
-    """Call ``main(argv)`` (default: the command line); a user error becomes one line on
-    stderr and exit status 1, and warnings print as ``warning: ...``, unless ``--debug`` is given."""
+    """Call ``main(argv)`` (default: the command line, after :func:`restart_with_huge_pages`); a user
+    error becomes one line on stderr and exit status 1, and warnings print as ``warning: ...``, unless
+    ``--debug`` is given."""
+    if argv is None:
+        restart_with_huge_pages()
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--debug" not in argv:
         warnings.formatwarning = one_line_warning

@@ -74,3 +74,32 @@ def test_bad_flags_are_one_line_errors_and_leave_no_run_directory(tmp_path, flag
         run_cli(classify.main, argv + [flag, value])
     assert str(info.value.code).startswith(f"error: {message}")
     assert not (tmp_path / "run").exists()
+
+
+def test_huge_page_environment_appends_the_tunable_once():
+    from experiments.cli import HUGE_PAGE_TUNABLE, huge_page_environment
+
+    assert huge_page_environment({"A": "1"}, "glibc") == {"A": "1", "GLIBC_TUNABLES": HUGE_PAGE_TUNABLE}
+    kept = huge_page_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, "glibc")
+    assert kept["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{HUGE_PAGE_TUNABLE}"
+    assert huge_page_environment(kept, "glibc") is None
+    assert huge_page_environment({}, "") is None
+    assert huge_page_environment({"DWSJAX_NO_HUGE_PAGES": "1"}, "glibc") is None
+
+
+def test_a_command_restarts_itself_with_huge_pages_once():
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the restart applies to Linux with glibc only")
+    script = ("import os; from experiments.cli import run_cli; "
+              "run_cli(lambda argv: print(os.environ.get('GLIBC_TUNABLES'), argv))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "DWSJAX_NO_HUGE_PAGES")}
+    run = subprocess.run([sys.executable, "-c", script, "--x"], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["glibc.malloc.hugetlb=1", "['--x']"]
+    env["DWSJAX_NO_HUGE_PAGES"] = "1"
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["None", "[]"]

@@ -122,25 +122,38 @@ class ResidualMLP(nn.Module):
 
 
 class RelationalAttention(nn.Module):
-    """All-pairs attention with edge-conditioned q/k/v: ``x (B,N,D), e (B,N,N,E) -> (B,N,D)``."""
+    """All-pairs attention with edge-conditioned q/k/v: ``x (B,N,D), e (B,N,N,E) -> (B,N,D)``.
+
+    The parameters are the reference's, one ``(E, 4 attn_dim)`` kernel
+    ``qkv_edge`` holding ``[Q_e, K_e, V_e, M_e]`` per head. Computed without
+    changing the layout of edge-sized tensors (pair axes first, heads last):
+    each edge projection is its own 2-D matmul, and the values' edge term is
+    applied after the attention average, ``sum_j a_ij V_e e_ij = V_e (sum_j
+    a_ij e_ij)``, so ``V_e e`` is never formed.
+    """
 
     attn_dim: int
     heads: int
 
     @nn.compact
     def __call__(self, x: jax.Array, e: jax.Array) -> jax.Array:
-        head = self.attn_dim // self.heads
+        head, edge_dim = self.attn_dim // self.heads, e.shape[-1]
         nodes = xavier_linear(3 * self.attn_dim, "qkv_node", use_bias=False)(x)
         q, k, v = jnp.split(nodes.reshape(x.shape[:2] + (self.heads, 3 * head)), 3, axis=-1)
-        edges = dense_last_axis(xavier_linear(4 * self.attn_dim, "qkv_edge", use_bias=False), e)
-        q_e, k_e, v_e, v_mod = jnp.split(edges.reshape(e.shape[:3] + (self.heads, 4 * head)), 4, axis=-1)
-        q_ij = q[:, :, None] + q_e
-        k_ij = k[:, None, :] + k_e
-        v_ij = v[:, None, :] * v_mod + v_e
-        logits = jnp.einsum("bijhd,bijhd->bhij", q_ij, k_ij) / np.sqrt(self.attn_dim)
-        attention = jax.nn.softmax(logits, axis=-1)
-        out = jnp.einsum("bhij,bijhd->bihd", attention, v_ij).reshape(x.shape[:2] + (self.attn_dim,))
-        return xavier_linear(x.shape[-1], "out")(out)
+        kernel = self.param("qkv_edge", nn.initializers.xavier_uniform(), (edge_dim, 4 * self.attn_dim))
+        per_head = kernel.reshape(edge_dim, self.heads, 4, head)
+        flat_edges = e.reshape(-1, edge_dim)
+
+        def project(part: int) -> jax.Array:
+            """``(B, N, N, heads, head)`` edge projection ``part`` of ``[Q_e, K_e, V_e, M_e]``."""
+            return (flat_edges @ per_head[:, :, part].reshape(edge_dim, -1)).reshape(e.shape[:3] + (self.heads, head))
+
+        q_ij, k_ij = q[:, :, None] + project(0), k[:, None, :] + project(1)
+        attention = jax.nn.softmax(jnp.sum(q_ij * k_ij, axis=-1) / np.sqrt(self.attn_dim), axis=2)  # (B,N,N,H)
+        node_values = jnp.sum(attention[..., None] * v[:, None, :] * project(3), axis=2)
+        pooled_edges = jnp.einsum("bijh,bije->bihe", attention, e)
+        edge_values = jnp.einsum("bihe,ehd->bihd", pooled_edges, per_head[:, :, 2])
+        return xavier_linear(x.shape[-1], "out")((node_values + edge_values).reshape(x.shape[:2] + (self.attn_dim,)))
 
 
 class EdgeUpdate(nn.Module):
