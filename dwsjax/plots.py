@@ -119,7 +119,8 @@ def plot_scale_curve(
 
     ``series`` maps a cell name to ``(objects, mean, std)`` points; ``references``
     maps a cell name to ``(label, accuracy)``, drawn as a dashed line in the
-    cell's colour (the paper's number).
+    colour of the first cell that has it (the paper's number; drawn once when several
+    cells, e.g. two model layouts, share it).
     """
     if not series:
         raise ValueError("plot_scale_curve needs at least one series")
@@ -129,8 +130,12 @@ def plot_scale_curve(
         x, mean, std = zip(*sorted(points))
         line = ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=name)
         colours[name] = line[0].get_color()
+    drawn = set()
     for name, (label, value) in references.items():
-        ax.axhline(value, linestyle="--", linewidth=1, color=colours.get(name, "gray"), label=f"{label}: {value:.1f}")
+        if (label, value) not in drawn:
+            drawn.add((label, value))
+            ax.axhline(value, linestyle="--", linewidth=1, color=colours.get(name, "gray"),
+                       label=f"{label}: {value:.1f}")  # fmt: skip
     sizes = sorted({x for points in series.values() for x, _, _ in points})
     ax.set_xscale("log")
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
