@@ -11,9 +11,9 @@ On Linux with glibc, a command first restarts itself with
 XLA's CPU runtime allocates every execution's temporary buffers afresh, glibc
 maps large allocations anew, and touching fresh 4 KiB pages costs one page
 fault each; with the tunable glibc asks for transparent huge pages instead.
-Measured on the 2-core CPU (README "Performance"): a relational-transformer
+Measured on the 2-core CPU (README "Benchmarks"): a relational-transformer
 training step went from 439,000 page faults and 877 ms to 1,350 faults and
-477 ms, DWS-32 from 597 to 827 samples/s. ``DWSJAX_NO_HUGE_PAGES=1`` turns
+477 ms, DWS-32 from 543 to 858 samples/s. ``DWSJAX_NO_HUGE_PAGES=1`` turns
 the restart off.
 """
 
