@@ -6,8 +6,9 @@ ends the command with that one line on stderr and exit status 1, and warnings
 (e.g. a damaged store shard being refitted) print as one line; ``--debug``
 shows the traceback and the warnings' source lines instead.
 
-On Linux with glibc, a command first restarts itself with
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (:func:`huge_page_environment`):
+On Linux with glibc, ``python -m experiments.<name>`` first restarts itself with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (:func:`huge_page_environment`; the
+call is in ``experiments/__init__.py``, before any heavy import):
 XLA's CPU runtime allocates every execution's temporary buffers afresh, glibc
 maps large allocations anew, and touching fresh 4 KiB pages costs one page
 fault each; with the tunable glibc asks for transparent huge pages instead.
@@ -91,11 +92,8 @@ def restart_with_huge_pages() -> None:
 
 
 def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
-    """Call ``main(argv)`` (default: the command line, after :func:`restart_with_huge_pages`); a user
-    error becomes one line on stderr and exit status 1, and warnings print as ``warning: ...``, unless
-    ``--debug`` is given."""
-    if argv is None:
-        restart_with_huge_pages()
+    """Call ``main(argv)`` (default: the command line); a user error becomes one line on
+    stderr and exit status 1, and warnings print as ``warning: ...``, unless ``--debug`` is given."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--debug" not in argv:
         warnings.formatwarning = one_line_warning

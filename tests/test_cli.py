@@ -95,8 +95,9 @@ def test_a_command_restarts_itself_with_huge_pages_once():
 
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the restart applies to Linux with glibc only")
-    script = ("import os; from experiments.cli import run_cli; "
-              "run_cli(lambda argv: print(os.environ.get('GLIBC_TUNABLES'), argv))")  # fmt: skip
+    # sys.argv[0] is "-m" while ``python -m experiments.<name>`` imports the package
+    script = ("import os, sys; sys.argv[0] = '-m'; import experiments; "
+              "print(os.environ.get('GLIBC_TUNABLES'), sys.argv[1:])")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "DWSJAX_NO_HUGE_PAGES")}
     run = subprocess.run([sys.executable, "-c", script, "--x"], env=env, capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["glibc.malloc.hugetlb=1", "['--x']"]
