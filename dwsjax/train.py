@@ -43,25 +43,17 @@ Augment = Callable[[jax.Array, object, jax.Array], tuple[object, jax.Array]]
 
 
 class TrainConfig(NamedTuple):
-    """One run's training settings; the optimiser fields are those of
-    :class:`dwsjax.optim.TrainRecipe` (see :meth:`from_recipe`)."""
+    """One run's training settings: the optimiser recipe (:class:`dwsjax.optim.TrainRecipe`,
+    with the batch size), the number of epochs, the seed and the evaluation batch size."""
 
+    recipe: TrainRecipe = TrainRecipe(learning_rate=1e-3)
     epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 5e-4
     seed: int = 0
     eval_batch_size: int = 256
-    warmup_steps: int = 0
-    decay: str = "constant"
-    clip_norm: float = 0.0
-    amsgrad: bool = False
 
-    @classmethod
-    def from_recipe(cls, recipe: TrainRecipe, **fields) -> "TrainConfig":
-        """The recipe's optimiser settings and batch size, then ``fields`` (epochs, seed, overrides)."""
-        settings = {k: v for k, v in recipe._asdict().items() if k in cls._fields}
-        return cls(**{**settings, **fields})
+    @property
+    def batch_size(self) -> int:
+        return self.recipe.batch_size
 
 
 class TrainState(train_state.TrainState):
@@ -89,8 +81,9 @@ def soft_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def config_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
     """The run's optimiser (:func:`dwsjax.optim.optimizer`); ``total_steps`` matters for cosine decay only."""
-    return optimizer(config.learning_rate, config.weight_decay, config.warmup_steps, config.decay,
-                     total_steps if config.decay != "constant" else None, config.clip_norm, config.amsgrad)  # fmt: skip
+    r = config.recipe
+    return optimizer(r.learning_rate, r.weight_decay, r.warmup_steps, r.decay,
+                     total_steps if r.decay != "constant" else None, r.clip_norm, r.amsgrad)  # fmt: skip
 
 
 def create_state(model: nn.Module, example: InrBatch, config: TrainConfig) -> TrainState:

@@ -41,6 +41,7 @@ from dwsjax.matching import (
     weight_matching_scipy,
 )
 from dwsjax.models import build_model
+from dwsjax.optim import TrainRecipe
 from dwsjax.siren import render_image, siren_init_batch
 from dwsjax.store import InrBatch, InrStore, select
 from dwsjax.template_store import align_store, apply_alignment
@@ -138,7 +139,7 @@ def bench_steps(data: InrBatch, repeats: int, steps: int, batch: int = 64) -> No
     """Samples/s of DWS-32 training steps (``dwsjax.train.train_step``, batch ``batch``) per
     :func:`step_cells` cell, best of ``repeats`` runs of ``steps`` steps after a warm-up step."""
     model = build_model("dws", SPEC, 10)
-    state = create_state(model, data, TrainConfig(batch_size=batch))
+    state = create_state(model, data, TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=batch)))
     stats = weight_stats(data.weights)
     rng = np.random.default_rng(0)
     n = len(data.labels)

@@ -233,7 +233,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     model = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
                         **width_config(args.model, args.hidden), **depth_config(args.model, args.depth),
                         **dws_config(args))  # fmt: skip
-    config = TrainConfig.from_recipe(recipe, epochs=args.epochs, seed=args.seed)
+    config = TrainConfig(recipe, epochs=args.epochs, seed=args.seed)
     augment = None if args.augment == "none" else build_pipeline(
         args.augment, activation=train_store.activation, solver=args.matching_solver)
     train, template = template_aligned_if_needed([args.augment], train, train_store, template,

@@ -158,8 +158,8 @@ def compare_with_few_labels(args, recipe, fractions, backbone, pretrained, split
     for fraction in fractions:
         labelled = select(train, labelled_mask(train, fraction, args.seed))
         n = len(labelled.labels)
-        config = TrainConfig.from_recipe(recipe, epochs=args.epochs, seed=args.seed,
-                                         batch_size=classifier_batch_size(recipe.batch_size, n))  # fmt: skip
+        config = TrainConfig(recipe._replace(batch_size=classifier_batch_size(recipe.batch_size, n)),
+                             epochs=args.epochs, seed=args.seed)  # fmt: skip
         row = {"fraction": fraction, "labelled_inrs": n, "batch_size": config.batch_size}
         for arm, init in (("scratch", None), ("simclr", pretrained)):
             if not args.no_progress:
@@ -188,6 +188,7 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     """Pre-train, train both arms per label fraction, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model, width_config
+    from dwsjax.optim import TrainRecipe
     from dwsjax.ssl import pretrain_simclr, representations, simclr_model
     from dwsjax.train import TrainConfig, create_state
     from dwsjax.weights import weight_stats
@@ -208,9 +209,9 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     simclr = simclr_model(backbone, projection_dim=args.projection_dim)
     progress = not args.no_progress
 
-    pretrain_config = TrainConfig(epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size,
-                                  learning_rate=args.pretrain_lr, weight_decay=recipe.weight_decay,
-                                  seed=args.seed)  # fmt: skip
+    pretrain_recipe = TrainRecipe(learning_rate=args.pretrain_lr, weight_decay=recipe.weight_decay,
+                                  batch_size=args.pretrain_batch_size)  # fmt: skip
+    pretrain_config = TrainConfig(pretrain_recipe, epochs=args.pretrain_epochs, seed=args.seed)
     start = time.perf_counter()
     pretrained, pretrain_history = pretrain_simclr(
         simclr, train, pretrain_config, view_augment, args.temperature, stats,

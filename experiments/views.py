@@ -150,7 +150,7 @@ def train_run(args, recipe, model, pool, val, test, num_classes: int, objects: i
     from dwsjax.train import TrainConfig, train_classifier
 
     train, internal = split_run(pool, objects, views)
-    config = TrainConfig.from_recipe(recipe, epochs=run_epochs(args, len(train.labels), largest_inrs), seed=seed)
+    config = TrainConfig(recipe, epochs=run_epochs(args, len(train.labels), largest_inrs), seed=seed)
     final_eval = {"train": train, **({"internal": internal} if len(internal.labels) else {})}
     start = time.perf_counter()
     history = train_classifier(model, train, val, test, num_classes, config, progress=not args.no_progress,

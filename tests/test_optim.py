@@ -65,8 +65,8 @@ def test_every_model_has_a_recipe_and_runs_record_it():
     gnn = train_recipe("neural-graphs")
     assert (gnn.learning_rate, gnn.warmup_steps, gnn.clip_norm, gnn.amsgrad, gnn.dropout, gnn.batch_size) == (
         1e-3, 1000, 10.0, True, 0.2, 128)
-    config = TrainConfig.from_recipe(gnn, epochs=3, seed=2)
-    assert (config.epochs, config.seed, config.batch_size, config.warmup_steps) == (3, 2, 128, 1000)
+    config = TrainConfig(gnn, epochs=3, seed=2)
+    assert (config.epochs, config.seed, config.batch_size, config.recipe.warmup_steps) == (3, 2, 128, 1000)
 
 
 def test_flags_override_the_models_recipe():

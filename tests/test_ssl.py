@@ -105,6 +105,7 @@ def test_killed_pretraining_resumes_to_the_same_encoder(tmp_path):
     from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model
     from dwsjax.ssl import pretrain_simclr
+    from dwsjax.optim import TrainRecipe
     from dwsjax.train import TrainConfig
     from dwsjax.weights import mlp_spec
 
@@ -112,7 +113,7 @@ def test_killed_pretraining_resumes_to_the_same_encoder(tmp_path):
     data = _random_inrs(spec, 24)
     backbone = build_model("dws", spec, 10, hidden=4, depth=1, normalization="none")
     model = simclr_model(backbone, projection_hidden=8, projection_dim=8)
-    config = TrainConfig(epochs=2, batch_size=8)
+    config = TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=8), epochs=2)
     augment = build_pipeline("gaussian_noise,siren_negation")
     full, history = pretrain_simclr(model, data, config, augment, progress=False)
     assert history["completed"] and all(np.isfinite(e["loss"]) for e in history["epochs"])
