@@ -26,18 +26,19 @@ def gaussian_noise(key: jax.Array, ws: WeightSpace, scale: float = 0.32) -> Weig
 
 
 def masking(key: jax.Array, ws: WeightSpace, rate: float = 0.1) -> WeightSpace:
-    """Zero each entry independently with probability ``rate``."""
+    """Dropout on the weights: zero each entry independently with probability ``rate``
+    and scale the kept ones by ``1 / (1 - rate)`` (the augmentation code's ``F.dropout``)."""
     return _map_with_keys(
-        lambda k, w: jnp.where(jax.random.bernoulli(k, rate, w.shape), 0.0, w).astype(w.dtype),
+        lambda k, w: jnp.where(jax.random.bernoulli(k, rate, w.shape), 0.0, w / (1.0 - rate)).astype(w.dtype),
         key,
         ws,
     )
 
 
 def quantile_masking(key: jax.Array, ws: WeightSpace, max_quantile: float = 0.1) -> WeightSpace:
-    """Zero the entries whose magnitude is below the ``q``-quantile of their layer's
-    magnitudes, ``q ~ U(0, max_quantile)`` drawn once per network."""
+    """Zero the entries whose magnitude is below the ``q``-quantile of the magnitudes of
+    all weights and biases of the network together, ``q ~ U(0, max_quantile)`` drawn
+    once per network (as the augmentation code's ``QuantileAugmentation``)."""
     q = jax.random.uniform(key, minval=0.0, maxval=max_quantile)
-    return jax.tree.map(
-        lambda w: jnp.where(jnp.abs(w) < jnp.quantile(jnp.abs(w), q), 0.0, w).astype(w.dtype), ws
-    )
+    threshold = jnp.quantile(jnp.concatenate([jnp.abs(w).ravel() for w in jax.tree.leaves(ws)]), q)
+    return jax.tree.map(lambda w: jnp.where(jnp.abs(w) < threshold, 0.0, w).astype(w.dtype), ws)

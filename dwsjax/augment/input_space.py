@@ -54,7 +54,7 @@ def sample_rotation(key: jax.Array, dim: int, max_angle_deg: float = 30.0):
     return matrix, jnp.zeros((dim,))
 
 
-def sample_scale(key: jax.Array, dim: int, low: float = 0.8, high: float = 1.0):
+def sample_scale(key: jax.Array, dim: int, low: float = 0.8, high: float = 1.2):
     """``M = c I`` with ``c ~ U(low, high)``."""
     return jax.random.uniform(key, minval=low, maxval=high) * jnp.eye(dim), jnp.zeros((dim,))
 
@@ -69,6 +69,6 @@ def rotate(key: jax.Array, ws: WeightSpace, max_angle_deg: float = 30.0) -> Weig
     return transform_inputs(ws, *sample_rotation(key, input_dim(ws), max_angle_deg))
 
 
-def scale(key: jax.Array, ws: WeightSpace, low: float = 0.8, high: float = 1.0) -> WeightSpace:
-    """``f'(x) = f(c x)``, ``c ~ U(0.8, 1.0)``."""
+def scale(key: jax.Array, ws: WeightSpace, low: float = 0.8, high: float = 1.2) -> WeightSpace:
+    """``f'(x) = f(c x)``, ``c ~ U(0.8, 1.2)`` (the augmentation code's ``1 + 0.2 U(-1, 1)``)."""
     return transform_inputs(ws, *sample_scale(key, input_dim(ws), low, high))
