@@ -129,7 +129,7 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
 # DWS layout options recorded per run (classify --normalization, --set-layer, --head-hidden).
 DWS_LAYOUT = ("normalization", "set_layer", "head_hidden")
 
-COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch",
+COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch", "epochs",
            "final_train_accuracy", "train_objects", "train_inrs", "params", "normalization", "set_layer", "head_hidden",
            "train_samples_per_s", "inr_recipe", "train_recipe",
            "batch_size", "learning_rate", "warmup_steps", "inr_store_psnr",

@@ -31,7 +31,7 @@ def classify_results(args):
               for field in reproduce.DWS_LAYOUT}  # the model's resolved layout, as classify records it
     return {**layout, "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
             "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
-            "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10, "train_samples_per_s": 1.0,
+            "epochs": args.epochs, "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10, "train_samples_per_s": 1.0,
             "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe, "inr_store_psnr": 30.0}  # fmt: skip
 
 
@@ -45,7 +45,7 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     rows = read_csv_rows(tmp_path / "results" / "smoke.csv")
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
     assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
-    assert [r["train_objects"] for r in rows] == ["48"] * 4
+    assert [(r["train_objects"], r["epochs"]) for r in rows] == [("48", "2")] * 4
     assert "| synthetic2d | dws | none | 1 | 48 | dwsnets-fast | dwsnets | batch, sab, head 128 | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
 
     reproduce.main(argv)
