@@ -6,11 +6,16 @@ import pytest
 
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.models import build_model
-from dwsjax.store import InrBatch, select
 from dwsjax.optim import TrainRecipe
+from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
 from dwsjax.weights import finite_rows, mlp_spec, unflatten_weights, weight_stats
 from experiments import classify
+
+
+def small_config(batch_size: int, epochs: int = 1) -> TrainConfig:
+    """A constant-lr AdamW run of ``epochs`` epochs at ``batch_size``."""
+    return TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=batch_size), epochs=epochs)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,7 @@ def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path, normalization)
     """Also with BatchNorm: its running statistics (and the best epoch's) are checkpointed."""
     train, val, test, spec = splits
     model = build_model("dws", spec, 10, hidden=8, normalization=normalization)
-    config = TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=20), epochs=3)
+    config = small_config(20, epochs=3)
     full = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "a", progress=False)
     partial = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b",
                                progress=False, stop_after_epochs=1)  # fmt: skip
@@ -53,7 +58,7 @@ def test_train_step_updates_batchnorm_statistics(splits):
 
     train, _, _, spec = splits
     model = build_model("dws", spec, 10, hidden=8, depth=2, normalization="batch")
-    state = create_state(model, train, TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=20)))
+    state = create_state(model, train, small_config(20))
     assert state.batch_stats
     ws = jax.tree.map(lambda x: x[:20], train.weights)
     new, _, _ = train_step(state, ws, train.labels[:20], step_key(0, 0, 0), weight_stats(train.weights), 10, None)
@@ -120,7 +125,7 @@ def tiny_splits():
 def train_tiny(sets, num_classes=3, **options):
     model = build_model("mlp", TINY, num_classes, hidden=(8,))
     return train_classifier(model, sets["train"], sets["val"], sets["test"], num_classes,
-                            TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=4), epochs=1), progress=False, **options)  # fmt: skip
+                            small_config(4), progress=False, **options)  # fmt: skip
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])
@@ -161,7 +166,7 @@ def test_training_refuses_zero_epochs_or_batch_size(epochs, batch_size, message)
     model = build_model("mlp", TINY, 3, hidden=(8,))
     with pytest.raises(ValueError, match=message):
         train_classifier(model, sets["train"], sets["val"], sets["test"], 3,
-                         TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=batch_size), epochs=epochs), progress=False)  # fmt: skip
+                         small_config(batch_size, epochs), progress=False)  # fmt: skip
 
 
 def test_empty_split_is_refused():

@@ -31,8 +31,8 @@ def classify_results(args):
               for field in reproduce.DWS_LAYOUT}  # the model's resolved layout, as classify records it
     return {**layout, "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
             "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
-            "epochs": args.epochs, "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10, "train_samples_per_s": 1.0,
-            "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe, "inr_store_psnr": 30.0}  # fmt: skip
+            "epochs": args.epochs, "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10,
+            "train_samples_per_s": 1.0, "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe, "inr_store_psnr": 30.0}  # fmt: skip
 
 
 def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):

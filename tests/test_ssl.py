@@ -104,8 +104,8 @@ def _random_inrs(spec, n):
 def test_killed_pretraining_resumes_to_the_same_encoder(tmp_path):
     from dwsjax.augment import build_pipeline
     from dwsjax.models import build_model
-    from dwsjax.ssl import pretrain_simclr
     from dwsjax.optim import TrainRecipe
+    from dwsjax.ssl import pretrain_simclr
     from dwsjax.train import TrainConfig
     from dwsjax.weights import mlp_spec
 
