@@ -65,6 +65,13 @@ def test_augment_filter_keeps_only_those_cells():
         reproduce.runs_of("fmnist-augment", [0], ["rotate"])
 
 
+def test_augment_filter_selects_a_pipeline_cell_written_with_plus():
+    augments = reproduce.parse_augments("none, siren_negation+mixup_aligned")
+    runs = reproduce.runs_of("fmnist-augment", [0], augments)
+    assert [r.augment for r in runs] == ["none", "siren_negation,mixup_aligned"]
+    assert runs[1].name == "dws_siren_negation+mixup_aligned_v1_n2000_s0"
+
+
 def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, monkeypatch):
     calls = record_calls(monkeypatch, classify, classify_results)
     monkeypatch.setitem(reproduce.SETS, "scale-smoke", [
