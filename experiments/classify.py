@@ -23,6 +23,7 @@ import json
 import os
 from pathlib import Path
 
+from dwsjax.augment import spec_label
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import removed_on_failure
 from dwsjax.models.dws import NORMALIZATIONS, SET_LAYERS
@@ -210,7 +211,7 @@ def write_history_csv(path: Path, epochs: list[dict]) -> None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     use_all_cpu_cores()
-    run_name = f"{args.dataset}_{args.model}_{args.augment.replace(',', '+')}_v{args.views}_s{args.seed}"
+    run_name = f"{args.dataset}_{args.model}_{spec_label(args.augment)}_v{args.views}_s{args.seed}"
     out = Path(args.out or Path("runs") / run_name)
     with removed_on_failure(out):
         return run(args, run_name, out)

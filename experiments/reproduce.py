@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dwsjax.augment import spec_label, spec_of_label
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from dwsjax.models import DWSClassifier
 from dwsjax.optim import MODEL_RECIPES
@@ -71,7 +72,7 @@ class Run(NamedTuple):
 
     @property
     def name(self) -> str:
-        return (f"{self.model}_{self.augment.replace(',', '+')}_v{self.views}_n{self.protocol.train_objects}"
+        return (f"{self.model}_{spec_label(self.augment)}_v{self.views}_n{self.protocol.train_objects}"
                 f"_s{self.seed}")  # fmt: skip
 
 
@@ -288,7 +289,7 @@ def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
 def parse_augments(text: str) -> list[str]:
     """``"none,siren_negation+mixup_aligned"`` -> ``["none", "siren_negation,mixup_aligned"]``: the cells'
     augmentations, a pipeline's steps joined by ``+`` on the command line and by ``,`` in a cell."""
-    return [a.strip().replace("+", ",") for a in text.split(",") if a.strip()]
+    return [spec_of_label(a.strip()) for a in text.split(",") if a.strip()]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -43,6 +43,8 @@ from dwsjax.augment.pipeline import (
     combination,
     make_step,
     needs_template,
+    spec_label,
+    spec_of_label,
     step_names,
 )
 from dwsjax.augment.symmetries import relu_scaling, siren_bias, siren_negation, siren_shift_biases

@@ -169,6 +169,17 @@ def step_names(spec: str | Sequence[str]) -> list[tuple[str, str]]:
     return steps
 
 
+def spec_label(spec: str) -> str:
+    """``"siren_negation,mixup_aligned"`` -> ``"siren_negation+mixup_aligned"``: a pipeline as one
+    token, for run names and for lists of pipelines written with ``,`` (inverse: :func:`spec_of_label`)."""
+    return spec.replace(",", "+")
+
+
+def spec_of_label(label: str) -> str:
+    """The pipeline spec of a :func:`spec_label` token."""
+    return label.replace("+", ",")
+
+
 def needs_template(spec: str | Sequence[str]) -> bool:
     """Whether the pipeline ``spec`` mixes template-aligned INRs (:data:`NEEDS_TEMPLATE`)."""
     return any(name in NEEDS_TEMPLATE for name, _ in step_names(spec))
