@@ -190,9 +190,10 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     from dwsjax.models import build_model, width_config
     from dwsjax.optim import TrainRecipe
     from dwsjax.ssl import pretrain_simclr, representations, simclr_model
-    from dwsjax.train import TrainConfig, create_state
+    from dwsjax.train import TrainConfig, create_state, refuse_overwrite
     from dwsjax.weights import weight_stats
 
+    refuse_overwrite(out / "pretrain", args.resume)
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]

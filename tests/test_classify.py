@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -82,8 +83,10 @@ def test_classify_cli_end_to_end(tmp_path):
     assert len(saved["history"]) == 2
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     assert (tmp_path / "run" / "history.csv").read_text().startswith("epoch,")
+    fresh_cache = str(tmp_path / "fresh_cache")
     with pytest.raises(ValueError, match="--resume"):
-        classify.main(argv)
+        classify.main([fresh_cache if a == str(tmp_path / "cache") else a for a in argv])
+    assert not Path(fresh_cache).exists(), "the run directory is refused before any INR is fitted"
 
 
 
