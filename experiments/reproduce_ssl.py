@@ -27,8 +27,7 @@ from experiments.tables import mean_pm_std
 # Set name -> ``experiments.ssl`` arguments (all but seed and directories). The fmnist CPU protocol
 # pre-trains on the 2,000 training objects of the classification protocol; fine-tuning and scratch
 # runs use 5% and 20% of their labels (Table 2 of the paper uses 5-20%). ``ssl-fmnist-no-mixup`` drops
-# aligned MixUp from the paper's views: with MixUp (lambda ~ U(0, 1), a random partner for every view)
-# the two views of an INR share little, and pre-training stays at chance.
+# aligned MixUp from the paper's views, to measure what MixUp adds (README "CPU protocol and results").
 FMNIST_SSL = ["--dataset", "fmnist", "--hidden", "32", "--train-objects", "2000", "--val-objects", "300",
               "--test-objects", "1000", "--pretrain-epochs", "12", "--epochs", "30", "--batch-size", "16",
               "--label-fractions", "0.05,0.2"]  # fmt: skip
