@@ -115,8 +115,9 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # Template-aligned MixUp stands for aligned MixUp: equal accuracy at a fraction of the cost (fmnist-prealigned).
     "scale-fmnist": [(FMNIST_PAPER_SPLIT._replace(train_objects=n), [("dws", a, 1) for a in ("none", "mixup_prealigned")])
                      for n in SCALE_OBJECTS],
+    # SIREN negation, the strongest augmentation on fmnist-augment, checks whether that finding carries over.
     "cifar10": [(Protocol("cifar10", train_objects=2000, val_objects=500, test_objects=2000, epochs=40),
-                 [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")])],
+                 [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned", "siren_negation")])],
     "modelnet10": [(
         Protocol("modelnet10", train_objects=1500, val_objects=300, test_objects=908, epochs=20, inr_steps=300,
                  inr_points=1024),  # fmt: skip
