@@ -303,29 +303,31 @@ def best_arrays(state: TrainState, best: TrainState) -> dict:
     return arrays | ({"best_batch_stats": best.batch_stats} if best.batch_stats else {})
 
 
+def overwrite_refused(checkpoint_dir: str | os.PathLike) -> ValueError:
+    """The error for a run directory that holds checkpoints of an earlier run."""
+    return ValueError(f"{checkpoint_dir} already holds checkpoints; pass --resume to continue that run "
+                      "or choose another run directory")  # fmt: skip
+
+
 def refuse_overwrite(checkpoint_dir: str | os.PathLike, resume: bool) -> None:
     """Raise unless ``resume`` when ``checkpoint_dir`` holds checkpoints of an earlier run
     (CLIs call it before fitting INRs, so a wrong run directory fails at once)."""
-    if resume or not Path(checkpoint_dir).is_dir():
-        return
-    if Checkpointer(checkpoint_dir).latest_epoch() is not None:
-        raise ValueError(
-            f"{checkpoint_dir} already holds checkpoints; pass --resume to continue that run "
-            "or choose another run directory"
-        )
+    if not resume and Path(checkpoint_dir).is_dir() and Checkpointer(checkpoint_dir).latest_epoch() is not None:
+        raise overwrite_refused(checkpoint_dir)
 
 
 def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
     """``(checkpointer, arrays, history, start_epoch)``: the fresh ``arrays``/``history``
     at epoch 0, or the latest checkpoint's when ``resume``; refuses to overwrite a
-    run directory that holds checkpoints unless ``resume`` (:func:`refuse_overwrite`)."""
+    run directory that holds checkpoints unless ``resume``."""
     if checkpoint_dir is None:
         return None, arrays, history, 0
-    refuse_overwrite(checkpoint_dir, resume)
     checkpointer = Checkpointer(checkpoint_dir)
     latest = checkpointer.latest_epoch()
     if latest is None:
         return checkpointer, arrays, history, 0
+    if not resume:
+        raise overwrite_refused(checkpoint_dir)
     arrays, history = checkpointer.restore(latest, arrays)
     return checkpointer, arrays, history, latest + 1
 
