@@ -19,6 +19,10 @@ with; :data:`MODEL_RECIPES` names each model's default. Sources:
 * ``constant``: AdamW, lr 1e-3, weight decay 5e-4, batch 64, nothing else:
   this library's earlier protocol (the committed ``sitzmann`` tables).
 
+AMSGrad is PyTorch's (:func:`scale_by_pytorch_amsgrad`), the one both
+reference trainers call; optax's ``scale_by_amsgrad`` differs in its first
+~1,000 steps (see there).
+
 Schedules follow the reference's ``WarmupLRScheduler``: step ``t`` (from 0)
 uses ``lr * min(1, (t + 1) / warmup)``; ``decay="cosine"`` then decays to 0
 at the last step.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -82,12 +87,48 @@ def learning_rate_schedule(learning_rate: float, warmup_steps: int = 0, decay: s
     return schedule
 
 
+class PyTorchAmsgradState(NamedTuple):
+    count: jax.Array
+    mu: optax.Updates
+    nu: optax.Updates
+    nu_max: optax.Updates
+
+
+def scale_by_pytorch_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """AMSGrad as ``torch.optim.AdamW(amsgrad=True)`` computes it (Reddi et al. 2018):
+
+        m_t = b1 m + (1 - b1) g,   v_t = b2 v + (1 - b2) g^2,   vmax_t = max(vmax, v_t)
+        u_t = (m_t / (1 - b1^t)) / (sqrt(vmax_t) / sqrt(1 - b2^t) + eps)
+
+    The maximum is taken over the raw second moment and bias-corrected after.
+    ``optax.scale_by_amsgrad`` takes it over the bias-corrected moment instead,
+    so its first steps' single-batch estimates ``g_1^2, ...`` stay in the
+    denominator: when the first gradients are the largest (as at a transformer's
+    initialisation), every step for the next ~``1 / (1 - b2)`` steps shrinks.
+    """
+
+    def init(params: optax.Params) -> PyTorchAmsgradState:
+        return PyTorchAmsgradState(jnp.zeros([], jnp.int32), *(optax.tree.zeros_like(params) for _ in range(3)))
+
+    def update(updates, state: PyTorchAmsgradState, params=None):
+        del params
+        count = state.count + 1
+        mu = jax.tree.map(lambda g, m: b1 * m + (1 - b1) * g, updates, state.mu)
+        nu = jax.tree.map(lambda g, v: b2 * v + (1 - b2) * g * g, updates, state.nu)
+        nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
+        first, second = 1 - b1**count, jnp.sqrt(1 - b2**count)
+        steps = jax.tree.map(lambda m, v: (m / first) / (jnp.sqrt(v) / second + eps), mu, nu_max)
+        return steps, PyTorchAmsgradState(count, mu, nu, nu_max)
+
+    return optax.GradientTransformation(init, update)
+
+
 @functools.lru_cache(maxsize=None)
 def optimizer(learning_rate: float, weight_decay: float, warmup_steps: int = 0, decay: str = "constant",
               total_steps: int | None = None, clip_norm: float = 0.0,
               amsgrad: bool = False) -> optax.GradientTransformation:  # fmt: skip
     """AdamW (decoupled weight decay scaled by the scheduled lr, as PyTorch's), with
-    AMSGrad's running maximum of the second moment if ``amsgrad``, after clipping
+    PyTorch's AMSGrad (:func:`scale_by_pytorch_amsgrad`) if ``amsgrad``, after clipping
     gradients to global norm ``clip_norm`` if ``> 0``.
 
     Cached: the optimiser is a static field of the train state, so equal settings
@@ -98,7 +139,7 @@ def optimizer(learning_rate: float, weight_decay: float, warmup_steps: int = 0, 
     schedule = learning_rate_schedule(learning_rate, warmup_steps, decay, total_steps)
     return optax.chain(
         *([optax.clip_by_global_norm(clip_norm)] if clip_norm else []),
-        optax.scale_by_amsgrad() if amsgrad else optax.scale_by_adam(),
+        scale_by_pytorch_amsgrad() if amsgrad else optax.scale_by_adam(),
         optax.add_decayed_weights(weight_decay),
         optax.scale_by_learning_rate(schedule),
     )

@@ -53,6 +53,20 @@ def test_amsgrad_keeps_the_largest_second_moment():
     assert updates[True] < updates[False]
 
 
+def test_amsgrad_is_pytorchs():
+    """Steps of ``torch.optim.AdamW(lr=1, weight_decay=0, amsgrad=True)`` (PyTorch 2.13) on a scalar
+    parameter for these gradients: the maximum is over the raw second moment, so a large first
+    gradient does not shrink later steps the way ``optax.scale_by_amsgrad``'s does."""
+    gradients = (10.0, 0.1, -0.3, 0.1, 2.0, 0.05)
+    pytorch_steps = (-1.0, -0.6771646, -0.5040240, -0.4184706, -0.4542730, -0.3938923)
+    tx = optimizer(1.0, 0.0, amsgrad=True)
+    params = {"w": jnp.zeros(1)}
+    state = tx.init(params)
+    for g, expected in zip(gradients, pytorch_steps):
+        u, state = tx.update({"w": jnp.array([g])}, state, params)
+        assert float(u["w"][0]) == pytest.approx(expected, rel=2e-5)
+
+
 def test_decoupled_weight_decay_follows_the_schedule():
     params = {"w": jnp.full(2, 4.0)}
     tx = optimizer(0.1, 0.5, warmup_steps=2)
