@@ -116,8 +116,9 @@ def scale_by_pytorch_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e
         mu = optax.tree.update_moment(updates, state.mu, b1, 1)
         nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
-        steps = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), optax.tree.bias_correction(mu, b1, count),
-                             optax.tree.bias_correction(nu_max, b2, count))  # fmt: skip
+        second = jnp.sqrt(1 - b2**count)  # PyTorch's order: sqrt(vmax) / sqrt(1 - b2^t), not sqrt(vmax / (1 - b2^t))
+        steps = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) / second + eps), optax.tree.bias_correction(mu, b1, count),
+                             nu_max)  # fmt: skip
         return steps, PyTorchAmsgradState(count, mu, nu, nu_max)
 
     return optax.GradientTransformation(init, update)
