@@ -112,13 +112,12 @@ def scale_by_pytorch_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e
 
     def update(updates, state: PyTorchAmsgradState, params=None):
         del params
-        count = optax.safe_increment(state.count)
-        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
-        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count = state.count + 1
+        mu = jax.tree.map(lambda g, m: b1 * m + (1 - b1) * g, updates, state.mu)
+        nu = jax.tree.map(lambda g, v: b2 * v + (1 - b2) * g * g, updates, state.nu)
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
-        second = jnp.sqrt(1 - b2**count)  # PyTorch's order: sqrt(vmax) / sqrt(1 - b2^t), not sqrt(vmax / (1 - b2^t))
-        steps = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) / second + eps), optax.tree.bias_correction(mu, b1, count),
-                             nu_max)  # fmt: skip
+        first, second = 1 - b1**count, jnp.sqrt(1 - b2**count)
+        steps = jax.tree.map(lambda m, v: (m / first) / (jnp.sqrt(v) / second + eps), mu, nu_max)
         return steps, PyTorchAmsgradState(count, mu, nu, nu_max)
 
     return optax.GradientTransformation(init, update)
