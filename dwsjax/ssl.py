@@ -43,6 +43,7 @@ from dwsjax.train import (
     on_host,
     padded_batches,
     resume_or_start,
+    run_config,
     shard,
     step_key,
 )
@@ -182,7 +183,8 @@ def pretrain_simclr(
         raise ValueError("SimCLR pre-training here takes a backbone without BatchNorm (its running statistics "
                          "are not carried to fine-tuning or representations); build it with normalization=\"none\"")
     checkpointer, arrays, history, start_epoch = resume_or_start(
-        checkpoint_dir, resume, {"state": state}, {"epochs": []}
+        checkpoint_dir, resume, {"state": state},
+        {"config": run_config(model, config, train, temperature=temperature), "epochs": []},
     )
     state = jax.device_put(arrays["state"], replicated)
     run_epochs = epochs_to_run(start_epoch, config.epochs, stop_after_epochs)

@@ -16,7 +16,9 @@ device trains with all cores.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import math
 import os
 import time
@@ -285,6 +287,10 @@ class Checkpointer:
         )
         self.manager.wait_until_finished()
 
+    def history(self, epoch: int) -> dict:
+        """The JSON history saved with ``epoch`` (without reading its arrays)."""
+        return self.manager.restore(epoch, args=ocp.args.Composite(history=ocp.args.JsonRestore())).history
+
     def restore(self, epoch: int, template: dict) -> tuple[dict, dict]:
         """``(arrays, history)`` of ``epoch``; ``template`` gives the arrays' structure."""
         restored = self.manager.restore(
@@ -316,10 +322,37 @@ def refuse_overwrite(checkpoint_dir: str | os.PathLike, resume: bool) -> None:
         raise overwrite_refused(checkpoint_dir)
 
 
+def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -> dict:
+    """A run's configuration as JSON, what a resumed run must share with its checkpoint:
+    the model's class and fields, the training recipe, seed and epochs, the training
+    INRs (count and a digest of their labels) and the caller's ``facts`` (e.g. the
+    augmentation)."""
+    fields = {f.name: repr(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
+    labels = hashlib.sha1(np.ascontiguousarray(np.asarray(data.labels)).tobytes()).hexdigest()[:12]
+    return {"model": type(model).__name__, **{f"model.{k}": v for k, v in fields.items()},
+            **config.recipe._asdict(), "epochs": config.epochs, "seed": config.seed,
+            "train_inrs": len(data.labels), "train_labels_sha1": labels, **facts}  # fmt: skip
+
+
+def check_same_run(checkpoint_dir, saved: dict | None, current: dict) -> None:
+    """Refuse to resume a checkpoint written under another :func:`run_config`. More epochs
+    are allowed when the learning rate is constant after warmup (the schedule does not
+    depend on the run's length)."""
+    if saved is None:  # written before runs recorded their configuration
+        return
+    free = {"epochs"} if current.get("decay") == "constant" else set()
+    differ = sorted(k for k in saved.keys() | current.keys() if k not in free and saved.get(k) != current.get(k))
+    if differ:
+        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
+        raise ValueError(f"cannot resume {checkpoint_dir}: its checkpoints come from a run configured otherwise "
+                         f"({details}); resume with that run's settings or choose another run directory")  # fmt: skip
+
+
 def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
     """``(checkpointer, arrays, history, start_epoch)``: the fresh ``arrays``/``history``
     at epoch 0, or the latest checkpoint's when ``resume``; refuses to overwrite a
-    run directory that holds checkpoints unless ``resume``."""
+    run directory that holds checkpoints unless ``resume``, and to resume one whose
+    ``history["config"]`` differs from the fresh history's (:func:`check_same_run`)."""
     if checkpoint_dir is None:
         return None, arrays, history, 0
     checkpointer = Checkpointer(checkpoint_dir)
@@ -328,7 +361,12 @@ def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
         return checkpointer, arrays, history, 0
     if not resume:
         raise overwrite_refused(checkpoint_dir)
+    config = history.get("config")
+    if config is not None:
+        check_same_run(checkpoint_dir, checkpointer.history(latest).get("config"), config)
     arrays, history = checkpointer.restore(latest, arrays)
+    if config is not None:
+        history["config"] = config
     return checkpointer, arrays, history, latest + 1
 
 
@@ -353,6 +391,7 @@ def train_classifier(
     final_eval: dict[str, InrBatch] | None = None,
     init_params=None,
     stats: WeightStats | None = None,
+    facts: dict | None = None,
 ) -> dict:
     """Train, select the best-validation epoch, and return the history and final metrics.
 
@@ -363,7 +402,9 @@ def train_classifier(
     ``history["final_eval"][name] = {"loss", "accuracy"}``. ``init_params`` (e.g. a
     pre-trained ``{"encoder": ...}``) replaces the matching subtrees of the fresh
     parameters (:func:`overlay_params`); ``stats`` overrides the normalisation
-    statistics (default: those of ``train``).
+    statistics (default: those of ``train``). ``history["config"]`` is the run's
+    :func:`run_config` with ``facts`` (JSON values the caller knows, e.g. the
+    augmentation); resuming a checkpoint whose configuration differs is refused.
     """
     check_epochs(config.epochs)
     for name, data in {"train": train, "val": val, "test": test, **(final_eval or {})}.items():
@@ -376,7 +417,8 @@ def train_classifier(
     state = create_state(model, train, config)
     if init_params is not None:
         state = state.replace(params=overlay_params(state.params, init_params))
-    history: dict = {"epochs": [], "best_epoch": None, "best_val_accuracy": -1.0}
+    history: dict = {"config": run_config(model, config, train, **(facts or {})), "epochs": [], "best_epoch": None,
+                     "best_val_accuracy": -1.0}  # fmt: skip
     checkpointer, arrays, history, start_epoch = resume_or_start(
         checkpoint_dir, resume, best_arrays(state, state), history
     )

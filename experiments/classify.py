@@ -201,6 +201,13 @@ def dws_config(args: argparse.Namespace) -> dict:
     return config
 
 
+def run_facts(args: argparse.Namespace, val, test, template) -> dict:
+    """What a resumed run must share with its checkpoint beyond the model, recipe and training INRs."""
+    return {"dataset": args.dataset, "augment": args.augment, "views": args.views, "inr_recipe": args.inr_recipe,
+            "val_inrs": len(val.labels), "test_inrs": len(test.labels), "matching_solver": args.matching_solver,
+            "template": None if template is None else template._asdict()}  # fmt: skip
+
+
 def write_history_csv(path: Path, epochs: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(epochs[0]))
@@ -240,23 +247,22 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
         args.augment, activation=train_store.activation, solver=args.matching_solver)
     train, template = template_aligned_if_needed([args.augment], train, train_store, template,
                                                  args.matching_solver, not args.no_progress)  # fmt: skip
+    facts = run_facts(args, val, test, template)
     history = train_classifier(model, train, val, test, len(class_names), config, augment,
                                checkpoint_dir=out / "checkpoints", resume=args.resume,
-                               progress=not args.no_progress)  # fmt: skip
+                               progress=not args.no_progress, facts=facts)  # fmt: skip
     best = history["epochs"][history["best_epoch"]] if history["epochs"] else {}
     results = {
-        "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
-        "seed": args.seed, "epochs": args.epochs, "train_recipe": recipe_name, **recipe._asdict(),
-        "hidden": args.hidden, "depth": args.depth, "normalization": getattr(model, "normalization", None),
-        "head_hidden": getattr(model, "head_hidden", None), "set_layer": getattr(model, "set_layer", None),
-        "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
-        "params": model_param_counts(model)["total"],
+        **facts, "model": args.model, "seed": args.seed, "epochs": args.epochs, "train_recipe": recipe_name,
+        **recipe._asdict(), "hidden": args.hidden, "depth": args.depth,
+        "normalization": getattr(model, "normalization", None), "head_hidden": getattr(model, "head_hidden", None),
+        "set_layer": getattr(model, "set_layer", None),
+        "train_inrs": len(train.labels), "params": model_param_counts(model)["total"],
         "best_epoch": history["best_epoch"], "val_accuracy": history["best_val_accuracy"],
         "test_accuracy": best.get("test_accuracy"),
         "final_train_accuracy": history["epochs"][-1]["train_accuracy"],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
-        "inr_recipe": args.inr_recipe, "inr_store_psnr": train_store.summary()["mean_psnr"],
-        "matching_solver": args.matching_solver, "template": None if template is None else template._asdict(),
+        "inr_store_psnr": train_store.summary()["mean_psnr"],
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps({**results, "history": history["epochs"]}, indent=1))
     write_history_csv(out / "history.csv", history["epochs"])

@@ -53,6 +53,29 @@ def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path, normalization)
             np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
 
 
+def test_resuming_under_another_configuration_is_refused(splits, tmp_path):
+    """A checkpoint continues only the run that wrote it; a constant schedule may run longer."""
+    train, val, test, spec = splits
+    model = build_model("dws", spec, 10, hidden=8, normalization="none")
+    config = small_config(20, epochs=1)
+    run = dict(checkpoint_dir=tmp_path, progress=False)
+    train_classifier(model, train, val, test, 10, config, facts={"augment": "none"}, **run)
+    other_lr = config._replace(recipe=config.recipe._replace(learning_rate=5e-3))
+    with pytest.raises(ValueError, match="learning_rate: checkpoint 0.001, now 0.005"):
+        train_classifier(model, train, val, test, 10, other_lr, facts={"augment": "none"}, resume=True, **run)
+    with pytest.raises(ValueError, match="model.hidden"):
+        train_classifier(build_model("dws", spec, 10, hidden=4, normalization="none"), train, val, test, 10, config,
+                         facts={"augment": "none"}, resume=True, **run)  # fmt: skip
+    with pytest.raises(ValueError, match="augment: checkpoint 'none', now 'translate'"):
+        train_classifier(model, train, val, test, 10, config, facts={"augment": "translate"}, resume=True, **run)
+    longer = train_classifier(model, train, val, test, 10, config._replace(epochs=2), facts={"augment": "none"},
+                              resume=True, **run)  # fmt: skip
+    assert longer["completed"] and len(longer["epochs"]) == 2 and longer["config"]["epochs"] == 2
+    cosine = config._replace(recipe=config.recipe._replace(decay="cosine"), epochs=2)
+    with pytest.raises(ValueError, match="decay"):
+        train_classifier(model, train, val, test, 10, cosine, facts={"augment": "none"}, resume=True, **run)
+
+
 def test_train_step_updates_batchnorm_statistics(splits):
     """A training step with BatchNorm moves the running averages that evaluation uses."""
     from dwsjax.train import create_state, step_key, train_step
