@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import math
 import os
 import time
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
 from dwsjax.optim import TrainRecipe, optimizer
-from dwsjax.store import InrBatch
+from dwsjax.store import InrBatch, sha256
 from dwsjax.weights import WeightSpace, WeightStats, finite_rows, normalize, weight_stats
 
 Augment = Callable[[jax.Array, object, jax.Array], tuple[object, jax.Array]]
@@ -328,10 +327,10 @@ def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -
     INRs (count and a digest of their labels) and the caller's ``facts`` (e.g. the
     augmentation)."""
     fields = {f.name: repr(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
-    labels = hashlib.sha1(np.ascontiguousarray(np.asarray(data.labels)).tobytes()).hexdigest()[:12]
+    labels = sha256(np.ascontiguousarray(data.labels).tobytes())[:12]
     return {"model": type(model).__name__, **{f"model.{k}": v for k, v in fields.items()},
             **config.recipe._asdict(), "epochs": config.epochs, "seed": config.seed,
-            "train_inrs": len(data.labels), "train_labels_sha1": labels, **facts}  # fmt: skip
+            "train_inrs": len(data.labels), "train_labels_sha256": labels, **facts}  # fmt: skip
 
 
 def check_same_run(checkpoint_dir, saved: dict | None, current: dict) -> None:
