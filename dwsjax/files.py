@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import shutil
 from pathlib import Path
@@ -43,15 +44,18 @@ def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
 def append_csv_rows(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
     """Append the ``columns`` of ``rows`` to a CSV in one synced write (header written with the first rows).
 
-    Refuses a file whose header is not ``columns``: its rows would be misread.
+    A file written before some of ``columns`` existed is first rewritten (atomically) with them, left
+    empty in its rows; a file with columns not in ``columns`` is refused: its rows would be misread.
     """
     new = not Path(path).exists()
     if not new:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
-        if header != columns:
+        if not set(header) <= set(columns):
             raise ValueError(f"{path} has columns {header}, expected {columns}; move it aside to start a new "
-                             "table, or add the missing columns to it")  # fmt: skip
+                             "table")  # fmt: skip
+        if header != columns:
+            atomic_write_text(path, csv_text(read_csv_rows(path), columns))
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         if new:
@@ -59,6 +63,15 @@ def append_csv_rows(path: str | os.PathLike, rows: list[dict], columns: list[str
         writer.writerows(rows)
         f.flush()
         os.fsync(f.fileno())
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """``rows`` as CSV text with header ``columns``; columns a row lacks are empty."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def first_missing_ancestor(path: Path) -> Path | None:

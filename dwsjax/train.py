@@ -394,6 +394,10 @@ def train_classifier(
 ) -> dict:
     """Train, select the best-validation epoch, and return the history and final metrics.
 
+    ``history["epochs"]`` holds one record per epoch: training, validation and test
+    loss and accuracy, ``train_samples_per_s`` and ``epoch_seconds`` (the epoch's
+    wall time, training plus evaluation); resumed runs keep the earlier records.
+
     ``stop_after_epochs`` ends the run early after that many epochs of this call
     (to simulate a killed job in tests); ``resume`` continues from the latest
     checkpoint in ``checkpoint_dir``. Each set in ``final_eval`` is evaluated once
@@ -451,6 +455,7 @@ def train_classifier(
             "test_loss": test_metrics.loss,
             "test_accuracy": test_metrics.accuracy,
             "train_samples_per_s": steps_per_epoch * config.batch_size / train_seconds,
+            "epoch_seconds": time.perf_counter() - start,
         }
         history["epochs"].append(record)
         if val_metrics.accuracy > history["best_val_accuracy"]:

@@ -208,9 +208,17 @@ def run_facts(args: argparse.Namespace, val, test, template) -> dict:
             "template": None if template is None else template._asdict()}  # fmt: skip
 
 
+def training_seconds(epochs: list[dict]) -> float | None:
+    """Wall time of all ``epochs`` (training plus evaluation), summed over resumed invocations; ``None``
+    when an epoch comes from a checkpoint written before epochs recorded their time."""
+    seconds = [e.get("epoch_seconds") for e in epochs]
+    return None if None in seconds else round(sum(seconds), 1)
+
+
 def write_history_csv(path: Path, epochs: list[dict]) -> None:
+    """One row per epoch; a column every record has not (older checkpoints' records) is left empty there."""
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(epochs[0]))
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for e in epochs for k in e)))
         writer.writeheader()
         writer.writerows(epochs)
 
@@ -262,6 +270,7 @@ def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
         "test_accuracy": best.get("test_accuracy"),
         "final_train_accuracy": history["epochs"][-1]["train_accuracy"],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
+        "train_seconds": training_seconds(history["epochs"]),
         "inr_store_psnr": train_store.summary()["mean_psnr"],
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps({**results, "history": history["epochs"]}, indent=1))

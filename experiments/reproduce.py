@@ -139,7 +139,7 @@ COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val
            "final_train_accuracy", "train_objects", "train_inrs", "params", "normalization", "set_layer", "head_hidden",
            "train_samples_per_s", "inr_recipe", "train_recipe",
            "batch_size", "learning_rate", "warmup_steps", "inr_store_psnr",
-           "wall_seconds"]  # fmt: skip
+           "train_seconds", "wall_seconds"]  # fmt: skip
 
 
 def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None,

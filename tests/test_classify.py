@@ -48,6 +48,7 @@ def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path, normalization)
     resumed = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b",
                                progress=False, resume=True)  # fmt: skip
     assert resumed["completed"] and resumed["best_epoch"] == full["best_epoch"]
+    assert resumed["epochs"][0]["epoch_seconds"] == partial["epochs"][0]["epoch_seconds"] > 0, "time kept on resume"
     for a, b in zip(full["epochs"], resumed["epochs"]):
         for key in ("train_loss", "val_loss", "test_loss", "val_accuracy", "test_accuracy"):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
@@ -106,11 +107,16 @@ def test_classify_cli_end_to_end(tmp_path):
     assert len(saved["history"]) == 2
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     assert (tmp_path / "run" / "history.csv").read_text().startswith("epoch,")
+    assert results["train_seconds"] == round(sum(e["epoch_seconds"] for e in saved["history"]), 1)
     fresh_cache = str(tmp_path / "fresh_cache")
     with pytest.raises(ValueError, match="--resume"):
         classify.main([fresh_cache if a == str(tmp_path / "cache") else a for a in argv])
     assert not Path(fresh_cache).exists(), "the run directory is refused before any INR is fitted"
 
+
+def test_training_seconds_are_unknown_for_epochs_without_a_recorded_time():
+    assert classify.training_seconds([{"epoch_seconds": 1.5}, {"epoch_seconds": 2.0}]) == 3.5
+    assert classify.training_seconds([{"epoch": 0}, {"epoch_seconds": 2.0}]) is None, "an older checkpoint's epoch"
 
 
 def test_runs_of_different_view_counts_share_one_store(tmp_path):

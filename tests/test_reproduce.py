@@ -127,10 +127,13 @@ def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
         reproduce.main(argv + ["--augment", "none"])
 
 
-def test_results_csv_with_other_columns_is_refused(tmp_path):
+def test_results_csv_gains_new_columns_and_refuses_unknown_ones(tmp_path):
     path = tmp_path / "old.csv"
     append_csv_rows(path, [{"seed": 0, "acc": 0.5}], ["seed", "acc"])
     append_csv_rows(path, [{"seed": 1, "acc": 0.6}], ["seed", "acc"])
     assert read_csv_rows(path) == [{"seed": "0", "acc": "0.5"}, {"seed": "1", "acc": "0.6"}]
+    append_csv_rows(path, [{"seed": 2, "acc": 0.7, "loss": 1.0}], ["seed", "loss", "acc"])
+    assert read_csv_rows(path) == [{"seed": "0", "loss": "", "acc": "0.5"}, {"seed": "1", "loss": "", "acc": "0.6"},
+                                   {"seed": "2", "loss": "1.0", "acc": "0.7"}], "old rows kept, new column empty"  # fmt: skip
     with pytest.raises(ValueError, match="has columns"):
-        append_csv_rows(path, [{"seed": 2, "acc": 0.7, "loss": 1.0}], ["seed", "acc", "loss"])
+        append_csv_rows(path, [{"seed": 3, "acc": 0.8}], ["seed", "acc"])
