@@ -425,6 +425,10 @@ def train_classifier(
     checkpointer, arrays, history, start_epoch = resume_or_start(
         checkpoint_dir, resume, best_arrays(state, state), history
     )
+    if start_epoch > config.epochs:
+        raise ValueError(f"cannot resume {checkpoint_dir}: it holds {start_epoch} trained epochs, more than the "
+                         f"{config.epochs} asked (its best epoch would not be this run's); resume with at least "
+                         f"{start_epoch} epochs or choose another run directory")  # fmt: skip
     state = jax.device_put(arrays["state"], replicated)
     best = state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {}))
 

@@ -3,6 +3,7 @@
     python -m experiments.reproduce --set fmnist-augment --seeds 0,1,2
     python -m experiments.reproduce --set fmnist-augment --table-only
     python -m experiments.reproduce --set scale-fmnist --train-objects 55000 --seeds 0
+    python -m experiments.reproduce --set scale-fmnist --train-objects 10000 --augment mixup_prealigned --epochs 200
     python -m experiments.reproduce --set ssl-fmnist --seeds 0,1,2   (see experiments.reproduce_ssl)
 
 Each run is one ``experiments.classify`` call. Finished runs are appended to
@@ -18,7 +19,9 @@ one view (500 validation and 2,000 test objects, one view), SIRENs fitted with
 the default recipe (``--inr-recipe`` picks another), DWS with 32 channels (the
 DWSNets MNIST setting; the augmentation paper uses 128), 40 epochs of each
 model's training recipe (``dwsjax.optim.MODEL_RECIPES``), best validation epoch
-reported.
+reported. ``--epochs`` trains longer (the augmentation paper's trainer runs 200):
+a run of a cell keeps one directory, so a longer run continues the finished
+shorter one when its learning rate is constant, and both are rows of the CSV.
 """
 
 from __future__ import annotations
@@ -203,8 +206,9 @@ def dws_layout(run: Run) -> tuple[str, str, str]:
 
 def is_done(rows: list[dict], run: Run) -> bool:
     key = (run.protocol.dataset, run.model, run.augment, str(run.views), str(run.seed),
-           str(run.protocol.train_objects), run.protocol.inr_recipe, train_recipe_of(run), *dws_layout(run))  # fmt: skip
-    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r["train_objects"],
+           str(run.protocol.train_objects), str(run.protocol.epochs), run.protocol.inr_recipe, train_recipe_of(run),
+           *dws_layout(run))  # fmt: skip
+    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r["train_objects"], r["epochs"],
                 r["inr_recipe"], r["train_recipe"], *(r[f] for f in DWS_LAYOUT)) == key for r in rows)  # fmt: skip
 
 
@@ -217,15 +221,15 @@ def layout_name(row: dict) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, training objects,
-    INR recipe, training recipe, DWS layout) cell."""
+    epochs, INR recipe, training recipe, DWS layout) cell."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r["dataset"], r["model"], r["augment"], int(r["views"]), int(r["train_objects"]), r["inr_recipe"],
-               r["train_recipe"], layout_name(r))  # fmt: skip
+        key = (r["dataset"], r["model"], r["augment"], int(r["views"]), int(r["train_objects"]), int(r["epochs"]),
+               r["inr_recipe"], r["train_recipe"], layout_name(r))  # fmt: skip
         cells.setdefault(key, []).append(r)
-    lines = ["| dataset | model | augmentation | views | train objects | INR recipe | training recipe | DWS layout "
-             "| test acc. (%) | train acc. (%) | seeds | paper (%) |",
-             "|---|---|---|---:|---:|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| dataset | model | augmentation | views | train objects | epochs | INR recipe | training recipe "
+             "| DWS layout | test acc. (%) | train acc. (%) | seeds | paper (%) |",
+             "|---|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for key, runs in cells.items():
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
         train = 100 * np.array([float(r["final_train_accuracy"]) for r in runs])
@@ -269,21 +273,24 @@ def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
         return None
     cells: dict[tuple, dict[int, list[float]]] = {}
     for r in rows:
-        cell = (r["dataset"], r["model"], r["augment"], int(r["views"]), layout_name(r))
+        cell = (r["dataset"], r["model"], r["augment"], int(r["views"]), layout_name(r), int(r["epochs"]))
         cells.setdefault(cell, {}).setdefault(int(r["train_objects"]), []).append(100 * float(r["test_accuracy"]))
-    layouts = {cell[-1] for cell in cells}
+    layouts = {cell[-2] for cell in cells}
+    epoch_counts = {cell[-1] for cell in cells}
 
-    def name(model: str, augment: str, layout: str) -> str:
-        return f"{model} {augment}" + (f" ({layout})" if len(layouts) > 1 else "")
+    def name(model: str, augment: str, layout: str, epochs: int) -> str:
+        details = [layout] * (len(layouts) > 1) + [f"{epochs} epochs"] * (len(epoch_counts) > 1)
+        return f"{model} {augment}" + (f" ({', '.join(details)})" if details else "")
 
-    series = {name(model, augment, layout): [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
-              for (_, model, augment, _, layout), points in cells.items()}  # fmt: skip
+    series = {name(*cell[1:3], *cell[4:]): [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
+              for cell, points in cells.items()}  # fmt: skip
     references = {}
-    for dataset, model, augment, views, layout in cells:
+    for cell in cells:
+        dataset, model, augment, views = cell[:4]
         paper_cell = (dataset, model, PAPER_CELL.get(augment, augment), views)
         if paper_cell in PAPER:
-            references[name(model, augment, layout)] = (f"paper (its full training set), {model} {paper_cell[2]}",
-                                                        PAPER[paper_cell])  # fmt: skip
+            references[name(*cell[1:3], *cell[4:])] = (f"paper (its full training set), {model} {paper_cell[2]}",
+                                                       PAPER[paper_cell])  # fmt: skip
     out = results_dir / f"{set_name}.png"
     save_figure(plot_scale_curve(series, references, f"{set_name}: test accuracy vs training objects"), out)
     return out
@@ -310,6 +317,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"), help="INR store cache")
     p.add_argument("--inr-recipe", default=None, choices=sorted(RECIPES),
                    help=f"INR fitting recipe of every run (default: the set's, {DEFAULT_RECIPE} for all sets)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train the selected runs this many epochs instead of their protocol's; under a constant "
+                        "learning rate a finished shorter run of the same cell is extended, not repeated (its "
+                        "epochs are the longer run's first ones), and both rows are kept")
     p.add_argument("--table-only", action="store_true", help="only render the markdown table")
     return p.parse_args(argv)
 
@@ -333,6 +344,8 @@ def main(argv=None) -> Path:
     runs = runs_of(args.set, seeds, augments, train_objects)
     if args.inr_recipe is not None:
         runs = [run._replace(protocol=run.protocol._replace(inr_recipe=args.inr_recipe)) for run in runs]
+    if args.epochs is not None:
+        runs = [run._replace(protocol=run.protocol._replace(epochs=args.epochs)) for run in runs]
     protocols = list(dict.fromkeys(run.protocol for run in runs))
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,8 @@ def test_resuming_under_another_configuration_is_refused(splits, tmp_path):
     longer = train_classifier(model, train, val, test, 10, config._replace(epochs=2), facts={"augment": "none"},
                               resume=True, **run)  # fmt: skip
     assert longer["completed"] and len(longer["epochs"]) == 2 and longer["config"]["epochs"] == 2
+    with pytest.raises(ValueError, match="holds 2 trained epochs, more than the 1 asked"):
+        train_classifier(model, train, val, test, 10, config, facts={"augment": "none"}, resume=True, **run)
     cosine = config._replace(recipe=config.recipe._replace(decay="cosine"), epochs=2)
     with pytest.raises(ValueError, match="decay"):
         train_classifier(model, train, val, test, 10, cosine, facts={"augment": "none"}, resume=True, **run)

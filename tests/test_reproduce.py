@@ -46,7 +46,7 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
     assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
     assert [(r["train_objects"], r["epochs"]) for r in rows] == [("48", "2")] * 4
-    assert "| synthetic2d | dws | none | 1 | 48 | dwsnets-fast | dwsnets | batch, sab, head 128 | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
+    assert "| synthetic2d | dws | none | 1 | 48 | 2 | dwsnets-fast | dwsnets | batch, sab, head 128 | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
 
     reproduce.main(argv)
     assert len(calls) == 4, "a rerun must skip finished runs"
@@ -86,6 +86,19 @@ def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, m
     assert [(a.train_objects, a.seed) for a in calls[8:]] == [(48, 2), (48, 2)], "only the missing runs of that size"
     with pytest.raises(ValueError, match="no protocol with \\[7\\] training objects"):
         reproduce.runs_of("scale-smoke", [0], train_objects=[7])
+
+
+def test_longer_runs_extend_the_same_run_directory_and_keep_both_rows(tmp_path, monkeypatch):
+    calls = record_calls(monkeypatch, classify, classify_results)
+    reproduce.main(set_argv("smoke", tmp_path))
+    table = reproduce.main(set_argv("smoke", tmp_path) + ["--epochs", "5", "--augment", "none"]).read_text()
+    assert [(a.augment, a.epochs) for a in calls[4:]] == [("none", 5), ("none", 5)], "a longer run is not done yet"
+    assert [a.out for a in calls[4:]] == [a.out for a in calls[:4] if a.augment == "none"], "it resumes the shorter"
+    rows = read_csv_rows(tmp_path / "results" / "smoke.csv")
+    assert sorted(r["epochs"] for r in rows if r["augment"] == "none") == ["2", "2", "5", "5"]
+    assert "| none | 1 | 48 | 2 |" in table and "| none | 1 | 48 | 5 |" in table
+    reproduce.main(set_argv("smoke", tmp_path) + ["--epochs", "5", "--augment", "none"])
+    assert len(calls) == 6, "a rerun skips the finished longer runs"
 
 
 def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch):
