@@ -351,7 +351,8 @@ def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
     """``(checkpointer, arrays, history, start_epoch)``: the fresh ``arrays``/``history``
     at epoch 0, or the latest checkpoint's when ``resume``; refuses to overwrite a
     run directory that holds checkpoints unless ``resume``, and to resume one whose
-    ``history["config"]`` differs from the fresh history's (:func:`check_same_run`)."""
+    ``history["config"]`` differs from the fresh history's (:func:`check_same_run`) or
+    that holds more trained epochs than that configuration asks for."""
     if checkpoint_dir is None:
         return None, arrays, history, 0
     checkpointer = Checkpointer(checkpoint_dir)
@@ -363,6 +364,10 @@ def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
     config = history.get("config")
     if config is not None:
         check_same_run(checkpoint_dir, checkpointer.history(latest).get("config"), config)
+        if latest + 1 > config["epochs"]:
+            raise ValueError(f"cannot resume {checkpoint_dir}: it holds {latest + 1} trained epochs, more than the "
+                             f"{config['epochs']} asked (its best epoch would not be this run's); resume with at "
+                             f"least {latest + 1} epochs or choose another run directory")  # fmt: skip
     arrays, history = checkpointer.restore(latest, arrays)
     if config is not None:
         history["config"] = config
@@ -425,10 +430,6 @@ def train_classifier(
     checkpointer, arrays, history, start_epoch = resume_or_start(
         checkpoint_dir, resume, best_arrays(state, state), history
     )
-    if start_epoch > config.epochs:
-        raise ValueError(f"cannot resume {checkpoint_dir}: it holds {start_epoch} trained epochs, more than the "
-                         f"{config.epochs} asked (its best epoch would not be this run's); resume with at least "
-                         f"{start_epoch} epochs or choose another run directory")  # fmt: skip
     state = jax.device_put(arrays["state"], replicated)
     best = state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {}))
 

@@ -275,22 +275,16 @@ def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
     for r in rows:
         cell = (r["dataset"], r["model"], r["augment"], int(r["views"]), layout_name(r), int(r["epochs"]))
         cells.setdefault(cell, {}).setdefault(int(r["train_objects"]), []).append(100 * float(r["test_accuracy"]))
-    layouts = {cell[-2] for cell in cells}
-    epoch_counts = {cell[-1] for cell in cells}
-
-    def name(model: str, augment: str, layout: str, epochs: int) -> str:
+    layouts = {layout for *_, layout, _ in cells}
+    epoch_counts = {epochs for *_, epochs in cells}
+    series, references = {}, {}
+    for (dataset, model, augment, views, layout, epochs), points in cells.items():
         details = [layout] * (len(layouts) > 1) + [f"{epochs} epochs"] * (len(epoch_counts) > 1)
-        return f"{model} {augment}" + (f" ({', '.join(details)})" if details else "")
-
-    series = {name(*cell[1:3], *cell[4:]): [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
-              for cell, points in cells.items()}  # fmt: skip
-    references = {}
-    for cell in cells:
-        dataset, model, augment, views = cell[:4]
+        name = f"{model} {augment}" + (f" ({', '.join(details)})" if details else "")
+        series[name] = [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
         paper_cell = (dataset, model, PAPER_CELL.get(augment, augment), views)
         if paper_cell in PAPER:
-            references[name(*cell[1:3], *cell[4:])] = (f"paper (its full training set), {model} {paper_cell[2]}",
-                                                       PAPER[paper_cell])  # fmt: skip
+            references[name] = (f"paper (its full training set), {model} {paper_cell[2]}", PAPER[paper_cell])
     out = results_dir / f"{set_name}.png"
     save_figure(plot_scale_curve(series, references, f"{set_name}: test accuracy vs training objects"), out)
     return out
@@ -342,10 +336,9 @@ def main(argv=None) -> Path:
     augments = None if args.augment is None else parse_augments(args.augment)
     train_objects = None if args.train_objects is None else [int(n) for n in args.train_objects.split(",")]
     runs = runs_of(args.set, seeds, augments, train_objects)
-    if args.inr_recipe is not None:
-        runs = [run._replace(protocol=run.protocol._replace(inr_recipe=args.inr_recipe)) for run in runs]
-    if args.epochs is not None:
-        runs = [run._replace(protocol=run.protocol._replace(epochs=args.epochs)) for run in runs]
+    overrides = {field: value for field, value in (("inr_recipe", args.inr_recipe), ("epochs", args.epochs))
+                 if value is not None}  # fmt: skip
+    runs = [run._replace(protocol=run.protocol._replace(**overrides)) for run in runs]
     protocols = list(dict.fromkeys(run.protocol for run in runs))
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
