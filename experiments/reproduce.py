@@ -76,7 +76,7 @@ class Run(NamedTuple):
     @property
     def name(self) -> str:
         return (f"{self.model}_{spec_label(self.augment)}_v{self.views}_n{self.protocol.train_objects}"
-                f"_s{self.seed}")  # fmt: skip
+                f"_{self.protocol.inr_recipe}_s{self.seed}")  # fmt: skip
 
 
 FMNIST = Protocol("fmnist", train_objects=2000, val_objects=500, test_objects=2000, epochs=40)
@@ -239,10 +239,12 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(results_dir: Path, set_name: str, protocols: list[Protocol]) -> Path:
+def write_table(results_dir: Path, set_name: str) -> Path:
+    """``<set>.md``: the set's protocols, then :func:`markdown_table` of every row of ``<set>.csv`` (rows run
+    with ``--inr-recipe`` or ``--epochs`` say so in their columns)."""
     rows = read_csv_rows(results_dir / f"{set_name}.csv")
     path = results_dir / f"{set_name}.md"
-    header = f"# {set_name}\n\n" + "".join(f"Protocol: `{json.dumps(p._asdict())}`\n\n" for p in protocols)
+    header = f"# {set_name}\n\n" + "".join(f"Protocol: `{json.dumps(p._asdict())}`\n\n" for p, _ in SETS[set_name])
     atomic_write_text(path, header + markdown_table(rows))
     return path
 
@@ -335,11 +337,10 @@ def main(argv=None) -> Path:
         return path
     augments = None if args.augment is None else parse_augments(args.augment)
     train_objects = None if args.train_objects is None else [int(n) for n in args.train_objects.split(",")]
-    runs = runs_of(args.set, seeds, augments, train_objects)
+    set_runs = runs_of(args.set, seeds, augments, train_objects)
     overrides = {field: value for field, value in (("inr_recipe", args.inr_recipe), ("epochs", args.epochs))
                  if value is not None}  # fmt: skip
-    runs = [run._replace(protocol=run.protocol._replace(**overrides)) for run in runs]
-    protocols = list(dict.fromkeys(run.protocol for run in runs))
+    runs = [run._replace(protocol=run.protocol._replace(**overrides)) for run in set_runs]
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path = results_dir / f"{args.set}.csv"
@@ -355,9 +356,9 @@ def main(argv=None) -> Path:
             row = {**results, "train_objects": run.protocol.train_objects,
                    "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
             append_csv_rows(csv_path, [row], COLUMNS)
-            write_table(results_dir, args.set, protocols)
-    path = write_table(results_dir, args.set, protocols)
-    write_curves(results_dir, Path(args.runs_dir), args.set, runs)
+            write_table(results_dir, args.set)
+    path = write_table(results_dir, args.set)
+    write_curves(results_dir, Path(args.runs_dir), args.set, set_runs)
     write_scale_curve(results_dir, args.set)
     print(path.read_text())
     return path

@@ -69,7 +69,7 @@ def test_augment_filter_selects_a_pipeline_cell_written_with_plus():
     augments = reproduce.parse_augments("none, siren_negation+mixup_aligned")
     runs = reproduce.runs_of("fmnist-augment", [0], augments)
     assert [r.augment for r in runs] == ["none", "siren_negation,mixup_aligned"]
-    assert runs[1].name == "dws_siren_negation+mixup_aligned_v1_n2000_s0"
+    assert runs[1].name == "dws_siren_negation+mixup_aligned_v1_n2000_dwsnets-fast_s0"
 
 
 def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, monkeypatch):
@@ -99,6 +99,16 @@ def test_longer_runs_extend_the_same_run_directory_and_keep_both_rows(tmp_path, 
     assert "| none | 1 | 48 | 2 |" in table and "| none | 1 | 48 | 5 |" in table
     reproduce.main(set_argv("smoke", tmp_path) + ["--epochs", "5", "--augment", "none"])
     assert len(calls) == 6, "a rerun skips the finished longer runs"
+
+
+def test_another_inr_recipe_runs_in_its_own_directory_under_the_sets_protocol(tmp_path, monkeypatch):
+    calls = record_calls(monkeypatch, classify, classify_results)
+    reproduce.main(set_argv("smoke", tmp_path))
+    table = reproduce.main(set_argv("smoke", tmp_path) + ["--inr-recipe", "dwsnets", "--augment", "none"]).read_text()
+    assert [a.inr_recipe for a in calls[4:]] == ["dwsnets", "dwsnets"], "another recipe's runs are not done yet"
+    assert not {a.out for a in calls[4:]} & {a.out for a in calls[:4]}, "nor do they resume the set's runs"
+    assert '"inr_recipe": "dwsnets-fast"' in table and '"inr_recipe": "dwsnets"' not in table, "the set's protocol"
+    assert "| 48 | 2 | dwsnets-fast |" in table and "| 48 | 2 | dwsnets |" in table
 
 
 def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch):
