@@ -50,6 +50,7 @@ class FitConfig(NamedTuple):
     target_psnr: float | None = None
     data_range: float = 1.0
     chunk_size: int = 8
+    weight_decay: float = 0.0
 
     @classmethod
     def from_recipe(
@@ -57,10 +58,14 @@ class FitConfig(NamedTuple):
     ) -> "FitConfig":
         return cls(spec, steps=recipe.steps, learning_rate=recipe.learning_rate, init_scheme=recipe.init,
                    output_offset=recipe.output_offset, target_psnr=recipe.target_psnr,
-                   data_range=data_range, chunk_size=chunk_size)  # fmt: skip
+                   data_range=data_range, chunk_size=chunk_size, weight_decay=recipe.weight_decay)  # fmt: skip
 
     def to_json(self) -> dict:
-        return {**self._asdict(), "spec": list(self.spec.widths)}
+        """JSON fields; ``weight_decay`` only when nonzero, so configs without it keep their identity."""
+        fields = {**self._asdict(), "spec": list(self.spec.widths)}
+        if not self.weight_decay:
+            fields.pop("weight_decay")
+        return fields
 
     @classmethod
     def from_json(cls, d: dict) -> "FitConfig":
@@ -145,10 +150,14 @@ def adam_init(ws: WeightSpace, batch: int) -> AdamState:
     return AdamState(zeros, zeros, jnp.zeros((batch,), jnp.int32))
 
 
-def adam_step(ws: WeightSpace, grads: WeightSpace, state: AdamState, lr: float) -> tuple[WeightSpace, AdamState]:
+def adam_step(ws: WeightSpace, grads: WeightSpace, state: AdamState, lr: float,
+              weight_decay: float = 0.0) -> tuple[WeightSpace, AdamState]:  # fmt: skip
     """One Adam step (Kingma & Ba, Alg. 1) for each INR with its own step count ``t``:
     ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
-    ``theta <- theta - lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``."""
+    ``theta <- theta - lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``; with ``weight_decay``
+    ``lambda > 0`` first ``theta <- (1 - lr lambda) theta`` (AdamW, Loshchilov & Hutter, as PyTorch's)."""
+    if weight_decay:
+        ws = jax.tree.map(lambda w: w * (1.0 - lr * weight_decay), ws)
     count = state.count + 1
     t = count.astype(jnp.float32)
     step_size = lr / (1.0 - ADAM_B1**t)
@@ -209,7 +218,7 @@ def _fit_queue(keys: jax.Array, coords: jax.Array, targets: jax.Array, config: F
             None,
             out.steps.at[dest].set(adam.count, mode="drop"),
         )
-        ws, adam = adam_step(ws, grads, adam, config.learning_rate)
+        ws, adam = adam_step(ws, grads, adam, config.learning_rate, config.weight_decay)
         queued = next_inr + jnp.cumsum(done) - 1
         index = jnp.where(done, jnp.minimum(queued, n), index)
         ws = _select(done, _take(init, index, n), ws)

@@ -14,6 +14,7 @@ from dwsjax.data import FitTargets, load_targets
 from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.files import removed_on_failure
 from dwsjax.presets import preset
+from dwsjax.shape_quality import shape_quality
 from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
 from dwsjax.store import MANIFEST, InrStore, fit_status
 from dwsjax.weights import flatten_weights
@@ -73,7 +74,11 @@ def fit_rows(
     values = targets.values[rows]
     result = fit_sirens(inr_keys(seed, targets.object_ids[rows], views, split), coords, values, fit_config)
     mse = np.asarray(result.mse)
+    quality = {} if targets.surface is None else shape_quality(
+        result.weights, targets.holdout_coords[rows], targets.holdout_values[rows], targets.surface[rows],
+        targets.kind == "sdf", fit_config.output_offset)  # fmt: skip
     return {
+        **quality,
         "weights": np.asarray(flatten_weights(result.weights), np.float32),
         "labels": targets.labels[rows],
         "object_ids": targets.object_ids[rows],
@@ -83,6 +88,13 @@ def fit_rows(
         "steps": np.asarray(result.steps),
         "status": fit_status(mse, values.var(axis=(1, 2))),
     }
+
+
+def quality_postfix(columns: dict[str, np.ndarray]) -> dict[str, str]:
+    """Progress-bar fields of a part's 3D quality columns (:mod:`dwsjax.shape_quality`), if it has them."""
+    shown = {"sign_accuracy": ("sign", "{:.3f}"), "chamfer": ("chamfer", "{:.4f}")}
+    return {label: fmt.format(np.nanmean(columns[k])) for k, (label, fmt) in shown.items()
+            if k in columns and np.isfinite(columns[k]).any()}  # fmt: skip
 
 
 def holds_inrs(columns: dict[str, np.ndarray] | None, object_ids: np.ndarray, view_ids: np.ndarray) -> bool:
@@ -166,6 +178,7 @@ def fit_missing_shards(
                 store.write_part(index, part, columns)
             parts.append(columns)
             bar.update(len(rows))
-            bar.set_postfix(psnr=f"{columns['psnr'].mean():.1f}", failed=int((columns["status"] != "ok").sum()))
+            bar.set_postfix(psnr=f"{columns['psnr'].mean():.1f}", failed=int((columns["status"] != "ok").sum()),
+                            **quality_postfix(columns))  # fmt: skip
         store.finish_shard(index, parts)
     bar.close()

@@ -220,8 +220,10 @@ class InrStore:
         return columns if all(k in columns for k in SHARD_COLUMNS) else None
 
     def finish_shard(self, index: int, parts: list[dict[str, np.ndarray]]) -> None:
-        """Join the parts of shard ``index`` into the shard file, record it, delete the part files."""
-        self._store_shard(index, {k: np.concatenate([p[k] for p in parts]) for k in SHARD_COLUMNS})
+        """Join the parts of shard ``index`` into the shard file, record it, delete the part files.
+        Columns beyond :data:`SHARD_COLUMNS` that every part has (3D quality figures) are kept."""
+        columns = [k for k in parts[0] if all(k in p for p in parts)]
+        self._store_shard(index, {k: np.concatenate([p[k] for p in parts]) for k in columns})
         self.remove_parts(index)
 
     def remove_parts(self, index: int) -> None:
@@ -291,7 +293,22 @@ class InrStore:
             "diverged": int((status == STATUS_DIVERGED).sum()),
             "mean_psnr": float(psnr[ok].mean()) if ok.any() else float("nan"),
             "mean_mse": float(mse[ok].mean()) if ok.any() else float("nan"),
+            **self.quality_summary(ok),
         }
+
+    def quality_summary(self, ok: np.ndarray) -> dict[str, float]:
+        """Mean 3D quality figures (:mod:`dwsjax.shape_quality`) over the ok INRs, for stores whose
+        every shard has them: ``mean_sign_accuracy`` (SDF), ``mean_near_error``, ``median_chamfer``."""
+        shards = list(self.manifest["shards"].values())
+        summary = {}
+        for key, name, reduce in (("sign_accuracy", "mean_sign_accuracy", np.nanmean),
+                                  ("near_error", "mean_near_error", np.nanmean),
+                                  ("chamfer", "median_chamfer", np.median)):  # fmt: skip
+            if shards and all(key in s for s in shards):
+                values = np.concatenate([np.asarray(s[key], float) for s in shards])[ok]
+                if np.isfinite(values).any():
+                    summary[name] = float(reduce(values))
+        return summary
 
     def load(self, views: int | None = None, include_failed: bool = False) -> InrBatch:
         """All stored INRs (of the first ``views`` views per object) as one batch."""

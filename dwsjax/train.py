@@ -36,6 +36,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
+from dwsjax.models.probes import raw_kwargs, reads_raw_weights
 from dwsjax.optim import TrainRecipe, optimizer
 from dwsjax.store import InrBatch, sha256
 from dwsjax.weights import WeightSpace, WeightStats, finite_rows, normalize, weight_stats
@@ -59,10 +60,12 @@ class TrainConfig(NamedTuple):
 
 class TrainState(train_state.TrainState):
     """Parameters, optimiser state, dropout key and the model's ``batch_stats``
-    (BatchNorm running averages; ``{}`` for a model without BatchNorm)."""
+    (BatchNorm running averages; ``{}`` for a model without BatchNorm);
+    ``reads_raw_weights``: the model also takes the unnormalised INRs (probe features)."""
 
     dropout_key: jax.Array
     batch_stats: dict = flax.struct.field(default_factory=dict)
+    reads_raw_weights: bool = flax.struct.field(pytree_node=False, default=False)
 
     def variables(self, params=None) -> dict:
         """``{"params": params or self.params}`` plus ``batch_stats`` if the model has any."""
@@ -92,10 +95,18 @@ def create_state(model: nn.Module, example: InrBatch, config: TrainConfig) -> Tr
     batches of ``example``."""
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
     sample = jax.tree.map(lambda x: x[:1], example.weights)
-    variables = model.init({"params": init_key, "dropout": dropout_key}, sample, train=False)
+    variables = model.init({"params": init_key, "dropout": dropout_key}, sample, train=False,
+                           **raw_kwargs(model, sample))  # fmt: skip
     tx = config_optimizer(config, config.epochs * max(len(example.labels) // config.batch_size, 1))
     return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx, dropout_key=dropout_key,
-                             batch_stats=variables.get("batch_stats", {}))  # fmt: skip
+                             batch_stats=variables.get("batch_stats", {}),
+                             reads_raw_weights=reads_raw_weights(model))  # fmt: skip
+
+
+def model_inputs(state: TrainState, ws, stats: WeightStats) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` of the model for a batch ``ws``: the normalised weights, and the
+    raw ones as ``raw=`` for a model with probe features."""
+    return (normalize(ws, stats),), ({"raw": ws} if state.reads_raw_weights else {})
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "augment"))
@@ -105,7 +116,7 @@ def train_step(state: TrainState, ws, labels, key, stats: WeightStats, num_class
     targets = jax.nn.one_hot(labels, num_classes)
     if augment is not None:
         ws, targets = augment(aug_key, ws, targets)
-    inputs = normalize(ws, stats)
+    inputs = model_inputs(state, ws, stats)
 
     def loss_fn(params):
         logits, batch_stats = apply_train(state, params, inputs, dropout_key)
@@ -119,17 +130,19 @@ def train_step(state: TrainState, ws, labels, key, stats: WeightStats, num_class
 def apply_train(state: TrainState, params, inputs, dropout_key):
     """``(outputs, batch_stats)`` of the model in training mode; BatchNorm statistics are
     the batch's and the running averages are updated (returned unchanged without BatchNorm)."""
-    rngs = {"dropout": dropout_key}
+    (args, kwargs), rngs = inputs, {"dropout": dropout_key}
     if not state.batch_stats:
-        return state.apply_fn({"params": params}, inputs, train=True, rngs=rngs), state.batch_stats
-    out, updates = state.apply_fn(state.variables(params), inputs, train=True, rngs=rngs, mutable=["batch_stats"])
+        return state.apply_fn({"params": params}, *args, train=True, rngs=rngs, **kwargs), state.batch_stats
+    out, updates = state.apply_fn(state.variables(params), *args, train=True, rngs=rngs, mutable=["batch_stats"],
+                                  **kwargs)  # fmt: skip
     return out, updates["batch_stats"]
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes",))
 def eval_step(state: TrainState, ws, labels, mask, stats: WeightStats, num_classes: int):
     """Sum of cross-entropy losses and number of correct predictions over unmasked rows."""
-    logits = state.apply_fn(state.variables(), normalize(ws, stats), train=False)
+    args, kwargs = model_inputs(state, ws, stats)
+    logits = state.apply_fn(state.variables(), *args, train=False, **kwargs)
     losses = optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, num_classes))
     correct = jnp.argmax(logits, -1) == labels
     return jnp.sum(losses * mask), jnp.sum(correct * mask)

@@ -103,7 +103,7 @@ def run_schedule(args, lr: float, steps: int, target_psnr: float, seed: int) -> 
     if args.data_dir:
         argv += ["--data-dir", args.data_dir]
     start = time.perf_counter()
-    train, val, _, store = classify.load_splits(classify.parse_args(argv))
+    train, val, _, store = classify.load_splits(classify.resolve_protocol(classify.parse_args(argv)))
     fit_seconds = time.perf_counter() - start
     fitted = np.concatenate([s["steps"] for s in store.manifest["shards"].values()])
     stds = layer_stds(train.weights)

@@ -105,7 +105,8 @@ Cells = list[tuple[str, str, int]]  # (model, augmentation, views)
 SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # The last cell pairs the two strongest augmentations here (the paper's combination also carries translate).
     "fmnist-augment": [(FMNIST, [("dws", a, 1) for a in (*FMNIST_AUGMENTATIONS, "mixup_prealigned",
-                                                         "siren_negation,mixup_aligned")])],
+                                                         "siren_negation,mixup_aligned")]
+                        + [("dws-probe", "none", 1)])],
     # The reference's 1,000 warmup steps scaled by the training-set size (1,000 x 2,000 / 55,000 ~ 36; ~1.1
     # epochs at batch 64), as in the README's relational-transformer runs: 1,000 would outlast the whole run.
     "fmnist-gnn": [(FMNIST._replace(batch_size=64, warmup_steps=35), [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS])],
@@ -123,16 +124,27 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # SIREN negation, the strongest augmentation on fmnist-augment, checks whether that finding carries over.
     "cifar10": [(Protocol("cifar10", train_objects=2000, val_objects=500, test_objects=2000, epochs=40),
                  [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned", "siren_negation")])],
+    # The full official split: 3,991 training shapes (the last 400 of our fixed order validate), 908 test shapes;
+    # 8 epochs to fit the CPU budget (results/README.md, "ModelNet10": where the best epochs fall).
     "modelnet10": [(
-        Protocol("modelnet10", train_objects=1500, val_objects=300, test_objects=908, epochs=20, inr_steps=300,
-                 inr_points=1024),  # fmt: skip
-        [("dws", a, 1) for a in ("none", "mixup_aligned")],
+        Protocol("modelnet10", train_objects=3591, val_objects=400, test_objects=908, epochs=8, inr_points=1024),
+        [("dws", "none", 1), ("dws", "mixup_aligned", 1), ("dws-probe", "none", 1), ("dws-probe-fixed", "none", 1),
+         ("dws-probe", "mixup_aligned", 1), ("gnn-probe", "none", 1)],
     )],
     "smoke": [(
         Protocol("synthetic2d", train_objects=48, val_objects=16, test_objects=32, epochs=2, batch_size=16,
                  inr_steps=30),  # fmt: skip
         [("dws", a, 1) for a in ("none", "mixup_aligned")],
     )],
+}
+
+# Model variants a cell may name: (classify --model, extra classify flags). Probe features: 64 probe inputs as in
+# the neural-graphs reference (dwsjax.models.probes), learned unless "fixed".
+MODEL_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{m: (m, ()) for m in ("dws", "gnn", "mlp", "transformer")},
+    "dws-probe": ("dws", ("--probe-points", "64")),
+    "dws-probe-fixed": ("dws", ("--probe-points", "64", "--probe-inputs", "fixed")),
+    "gnn-probe": ("gnn", ("--probe-points", "64")),
 }
 
 # DWS layout options recorded per run (classify --normalization, --set-layer, --head-hidden).
@@ -146,12 +158,19 @@ COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val
 
 
 def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None,
-            train_objects: list[int] | None = None) -> list[Run]:  # fmt: skip
+            train_objects: list[int] | None = None, models: list[str] | None = None) -> list[Run]:  # fmt: skip
     """The set's runs, seed by seed; ``augments`` keeps only the cells with those augmentations,
-    ``train_objects`` only the protocols with those training-set sizes."""
+    ``train_objects`` only the protocols with those training-set sizes, ``models`` only the cells of
+    those models (:data:`MODEL_VARIANTS`)."""
     if set_name not in SETS:
         raise ValueError(f"unknown set {set_name!r}; choose one of {sorted(SETS)}")
     groups = SETS[set_name]
+    if models is not None:
+        available = {model for _, cells in groups for model, _, _ in cells}
+        if set(models) - available:
+            raise ValueError(f"set {set_name!r} has no cells of model {sorted(set(models) - available)}; "
+                             f"its cells use {sorted(available)}")  # fmt: skip
+        groups = [(protocol, [c for c in cells if c[0] in models]) for protocol, cells in groups]
     if augments is not None:
         available = {augment for _, cells in groups for _, augment, _ in cells}
         unknown = sorted(set(augments) - available)
@@ -170,7 +189,8 @@ def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None,
 
 def classify_argv(run: Run, out: Path, data_dir: str | None, cache_dir: str) -> list[str]:
     protocol = run.protocol
-    argv = ["--dataset", protocol.dataset, "--model", run.model, "--augment", run.augment,
+    model, model_flags = MODEL_VARIANTS[run.model]
+    argv = ["--dataset", protocol.dataset, "--model", model, *model_flags, "--augment", run.augment,
             "--views", str(run.views), "--seed", str(run.seed),
             "--train-objects", str(protocol.train_objects), "--val-objects", str(protocol.val_objects),
             "--test-objects", str(protocol.test_objects), "--epochs", str(protocol.epochs),
@@ -192,13 +212,13 @@ def classify_argv(run: Run, out: Path, data_dir: str | None, cache_dir: str) -> 
 
 def train_recipe_of(run: Run) -> str:
     """The protocol's training recipe, or the model's own (dwsjax.optim.MODEL_RECIPES)."""
-    return run.protocol.train_recipe or MODEL_RECIPES[run.model]
+    return run.protocol.train_recipe or MODEL_RECIPES[MODEL_VARIANTS[run.model][0]]
 
 
 def dws_layout(run: Run) -> tuple[str, str, str]:
     """``(normalization, set_layer, head_hidden)`` of a DWS run, as the CSV records them: the protocol's
     choice or :class:`DWSClassifier`'s default; empty for other models."""
-    if run.model != "dws":
+    if MODEL_VARIANTS[run.model][0] != "dws":
         return "", "", ""
     return tuple(str(getattr(DWSClassifier, field) if getattr(run.protocol, field) is None
                      else getattr(run.protocol, field)) for field in DWS_LAYOUT)  # fmt: skip
@@ -305,6 +325,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--augment", default=None,
                    help="only the cells with these augmentations (comma-separated, a pipeline's steps joined "
                         "by '+', e.g. none,siren_negation+mixup_aligned; default: all)")
+    p.add_argument("--model", default=None,
+                   help=f"only the cells of these models (comma-separated, of {', '.join(MODEL_VARIANTS)}; default: all)")
     p.add_argument("--train-objects", default=None,
                    help="only the protocols with these training-set sizes (comma-separated; default: all)")
     p.add_argument("--results-dir", default="results", help="where <set>.csv and <set>.md go")
@@ -337,7 +359,8 @@ def main(argv=None) -> Path:
         return path
     augments = None if args.augment is None else parse_augments(args.augment)
     train_objects = None if args.train_objects is None else [int(n) for n in args.train_objects.split(",")]
-    set_runs = runs_of(args.set, seeds, augments, train_objects)
+    models = None if args.model is None else [m.strip() for m in args.model.split(",")]
+    set_runs = runs_of(args.set, seeds, augments, train_objects, models)
     overrides = {field: value for field, value in (("inr_recipe", args.inr_recipe), ("epochs", args.epochs))
                  if value is not None}  # fmt: skip
     runs = [run._replace(protocol=run.protocol._replace(**overrides)) for run in set_runs]
@@ -353,7 +376,7 @@ def main(argv=None) -> Path:
             start = time.perf_counter()
             out = Path(args.runs_dir) / args.set / run.name
             results = classify.main(classify_argv(run, out, args.data_dir, args.cache_dir))
-            row = {**results, "train_objects": run.protocol.train_objects,
+            row = {**results, "model": run.model, "train_objects": run.protocol.train_objects,
                    "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
             append_csv_rows(csv_path, [row], COLUMNS)
             write_table(results_dir, args.set)

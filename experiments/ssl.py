@@ -39,8 +39,8 @@ import numpy as np
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import atomic_write_text, removed_on_failure
 from dwsjax.templates import TemplateConfig
-from experiments.classify import (add_common_arguments, load_splits, resolved_recipe, template_aligned_if_needed,
-                                  write_history_csv)  # fmt: skip
+from experiments.classify import (add_common_arguments, load_splits, resolve_protocol, resolved_recipe,
+                                  template_aligned_if_needed, write_history_csv)  # fmt: skip
 from experiments.cli import make_parser, run_cli
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
@@ -65,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="comma-separated fractions of the training objects that keep their labels")
     p.add_argument("--finetune-augment", default="none", help="augmentation of the classifier runs (both arms)")
     p.add_argument("--out", default=None, help="run directory (default: runs/ssl_<dataset>_<model>_s<seed>)")
-    return p.parse_args(argv)
+    return resolve_protocol(p.parse_args(argv))
 
 
 def parse_fractions(text: str) -> list[float]:

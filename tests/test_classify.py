@@ -8,6 +8,7 @@ import pytest
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.models import build_model
 from dwsjax.optim import TrainRecipe
+from dwsjax.recipes import DEFAULT_RECIPE
 from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
 from dwsjax.weights import finite_rows, mlp_spec, unflatten_weights, weight_stats
@@ -208,3 +209,49 @@ def test_empty_split_is_refused():
     sets["val"] = select(sets["val"], np.zeros(4, bool))
     with pytest.raises(ValueError, match="the val set is empty"):
         train_tiny(sets)
+
+
+def full_modelnet40_layout(root, points: int = 32):
+    """A tiny directory in the full ``modelnet40_normal_resampled`` layout: 40 classes, one train and one
+    test shape each, every listed shape present."""
+    directory = root / "modelnet40" / "modelnet40_normal_resampled"
+    classes = [f"class{i:02d}" for i in range(40)]
+    rng = np.random.default_rng(0)
+    lists = {"train": [], "test": []}
+    for c in classes:
+        (directory / c).mkdir(parents=True)
+        for split, number in (("train", 1), ("test", 2)):
+            shape_id = f"{c}_{number:04d}"
+            lines = "\n".join(",".join(f"{v:.4f}" for v in row) for row in rng.uniform(-1, 1, (points, 6)))
+            (directory / c / f"{shape_id}.txt").write_text(lines + "\n")
+            lists[split].append(shape_id)
+    (directory / "modelnet40_shape_names.txt").write_text("\n".join(classes) + "\n")
+    for split, ids in lists.items():
+        (directory / f"modelnet40_{split}.txt").write_text("\n".join(ids) + "\n")
+    return directory
+
+
+def test_a_full_modelnet40_directory_runs_the_papers_protocol(tmp_path, capsys):
+    full_modelnet40_layout(tmp_path)
+    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
+    assert (args.epochs, args.inr_recipe) == (250, "dwsnets")
+    assert "no benchmark" not in capsys.readouterr().out
+    given = classify.resolve_protocol(classify.parse_args(
+        ["--dataset", "modelnet40", "--data-dir", str(tmp_path), "--epochs", "3"]))  # fmt: skip
+    assert (given.epochs, given.inr_recipe) == (3, "dwsnets")
+
+
+def test_a_partial_modelnet40_directory_says_it_is_no_benchmark(tmp_path, capsys):
+    directory = full_modelnet40_layout(tmp_path)
+    (directory / "class07" / "class07_0002.txt").unlink()
+    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
+    assert (args.epochs, args.inr_recipe) == (classify.DEFAULT_EPOCHS, DEFAULT_RECIPE)
+    note = capsys.readouterr().out.strip()
+    assert len(note.splitlines()) == 1
+    assert "40 of 40 train and 39 of 40 test" in note and "no benchmark" in note
+    assert "modelnet40_normal_resampled directory" in note
+
+
+def test_the_offline_subset_says_it_is_no_benchmark(capsys):
+    classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40"]))
+    assert "127 of 9843 train and 29 of 2468 test" in capsys.readouterr().out

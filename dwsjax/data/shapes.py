@@ -98,6 +98,13 @@ def object_order(n: int) -> np.ndarray:
     return np.random.default_rng(0).permutation(n)
 
 
+def modelnet40_coverage(directory: str | Path, split: str) -> tuple[int, int]:
+    """``(present, listed)``: how many shapes of ``modelnet40_<split>.txt`` have a file under ``directory``."""
+    directory = Path(directory)
+    shape_ids = read_name_list(directory / f"modelnet40_{split}.txt")
+    return sum(modelnet40_file(directory, s) is not None for s in shape_ids), len(shape_ids)
+
+
 def load_modelnet40_points(directory: str | Path, split: str, limit: int | None = None) -> PointClouds:
     """ModelNet40 points with normals in the ``modelnet40_normal_resampled`` layout.
 
@@ -366,19 +373,27 @@ def mesh_distance_samples(
     return distance_samples(*orient_by_visibility(points, normals), rng, n_points, near_fraction)
 
 
+HOLDOUT_STREAM = 1
+
+
 def point_cloud_samples(
-    clouds: PointClouds, seed: int = 0, n_points: int = 4096, near_fraction: float = 0.5, signed: bool = True
+    clouds: PointClouds, seed: int = 0, n_points: int = 4096, near_fraction: float = 0.5, signed: bool = True,
+    stream: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distance samples for every cloud: locations ``(N, P, 3)``, distances ``(N, P, 1)``.
 
-    Shapes are normalised first; ``signed`` needs normals.
+    Shapes are normalised first; ``signed`` needs normals. ``stream`` 0 draws the
+    fitting samples from ``object_rng(seed, object_id)``; any other stream draws
+    independent ones from ``object_rng(seed, object_id, stream)`` (held-out
+    queries use :data:`HOLDOUT_STREAM`).
     """
     if signed and clouds.normals is None:
         raise ValueError("signed distances need normals; these point clouds have none")
     points = normalise_shapes(clouds.points)
     normals = clouds.normals if signed else [None] * len(points)
+    entropy = () if stream == 0 else (stream,)
     pairs = [
-        distance_samples(p, n, object_rng(seed, i), n_points, near_fraction)
+        distance_samples(p, n, object_rng(seed, i, *entropy), n_points, near_fraction)
         for p, n, i in zip(points, normals, clouds.object_ids)
     ]
     return np.stack([q for q, _ in pairs]), np.stack([d for _, d in pairs])[..., None]

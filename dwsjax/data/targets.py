@@ -26,6 +26,9 @@ class FitTargets(NamedTuple):
     in ``[-1, 1]``. ``values``: ``(N, P, c)`` float32, pixel values in ``[0, 1]`` or
     distances. ``object_ids``: index in the official split order. ``kind``:
     ``"image"``, ``"sdf"`` or ``"udf"``. ``shape``: ``(H, W, C)`` for images, ``()`` for 3D.
+    Point-cloud shapes also carry held-out queries ``holdout_coords (N, Q, 3)``,
+    ``holdout_values (N, Q, 1)`` (never fitted) and their normalised points
+    ``surface (N, M, 3)``, for :mod:`dwsjax.shape_quality`; ``None`` otherwise.
     """
 
     coords: np.ndarray
@@ -35,6 +38,9 @@ class FitTargets(NamedTuple):
     class_names: tuple[str, ...]
     kind: str
     shape: tuple
+    holdout_coords: np.ndarray | None = None
+    holdout_values: np.ndarray | None = None
+    surface: np.ndarray | None = None
 
 
 def image_targets(pixels: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> FitTargets:
@@ -95,11 +101,16 @@ def load_cifar10_targets(split: str, data_dir) -> tuple:
     )  # fmt: skip
 
 
+HOLDOUT_POINTS = 1024
+
+
 def point_cloud_targets(clouds: shapes.PointClouds, signed: bool, seed: int, n_points: int, near_fraction: float):
+    """Fitting samples, :data:`HOLDOUT_POINTS` held-out queries and the normalised points of each cloud."""
     coords, values = shapes.point_cloud_samples(clouds, seed, n_points, near_fraction, signed)
-    return FitTargets(
-        coords, values, clouds.labels, clouds.object_ids, clouds.class_names, "sdf" if signed else "udf", ()
-    )
+    holdout = shapes.point_cloud_samples(clouds, seed, HOLDOUT_POINTS, near_fraction, signed, shapes.HOLDOUT_STREAM)
+    kind = "sdf" if signed else "udf"
+    return FitTargets(coords, values, clouds.labels, clouds.object_ids, clouds.class_names, kind, (), *holdout,
+                      shapes.normalise_shapes(clouds.points))  # fmt: skip
 
 
 def load_targets(

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 
 from dwsjax.models.dense import dense_last_axis
 from dwsjax.models.inputs import check_model_input
+from dwsjax.models.probes import ProbeActivations, ProbeConfig, required_raw
 from dwsjax.models.symmetry import (
     broadcast_from_layer,
     broadcast_global,
@@ -219,6 +220,14 @@ def invariant_pool(tensors: Tensors, spec: MLPSpec, reduce: str = "max") -> jax.
     return jnp.concatenate([pool_all(fold(x, s), s, fn) for x, s in zip(tensors, slots)], axis=-1)
 
 
+def with_probe_channels(tensors: Tensors, activations: Sequence[jax.Array]) -> Tensors:
+    """Slot tensors with each bias slot ``b_{l-1} (B, d_l, 1)`` widened by the probe
+    activations of layer ``l``, ``(B, d_l, K)``, to ``1 + K`` channels."""
+    L = len(tensors) // 2
+    biases = tuple(jnp.concatenate([b, a.astype(b.dtype)], axis=-1) for b, a in zip(tensors[L:], activations[1:]))
+    return tensors[:L] + biases
+
+
 class DWSClassifier(nn.Module):
     """DWSNet classifier: DWS encoder -> invariant pooling -> MLP head -> ``(B, num_classes)``.
 
@@ -237,6 +246,12 @@ class DWSClassifier(nn.Module):
 
     :meth:`features` is the representation before the head, ``(B, F)`` with
     ``F = sum_i F_i`` pooled channels (used for self-supervised pre-training).
+
+    ``probe`` (:class:`dwsjax.models.probes.ProbeConfig`) adds probe features:
+    the ``K`` activations of each neuron of layers ``1..L`` at the probe inputs
+    become ``K`` extra input channels of the bias slot ``b_{l-1}`` indexed by that
+    neuron, beside the bias itself. They are per-neuron features, so every DWS
+    layer stays equivariant; the model then needs the raw weights (``raw=``).
     """
 
     spec: MLPSpec
@@ -249,8 +264,11 @@ class DWSClassifier(nn.Module):
     head_hidden: int = 128
     set_layer: str = "sab"
     heads: int = 8
+    probe: ProbeConfig | None = None
 
     def setup(self):
+        if self.probe is not None:
+            self.probe_activations = ProbeActivations(self.probe)
         self.encoder = DWSEncoder(self.spec, self.hidden, self.depth, self.reduction, self.normalization,
                                   self.dropout, self.set_layer, self.heads)  # fmt: skip
         if self.head_hidden:
@@ -258,14 +276,20 @@ class DWSClassifier(nn.Module):
         self.head_dropout = nn.Dropout(self.dropout)
         self.head_out = nn.Dense(self.num_classes)
 
-    def features(self, ws: WeightSpace, train: bool = False) -> jax.Array:
-        """Invariant representation ``(B, F)`` of a batch of weight spaces."""
+    def features(self, ws: WeightSpace, train: bool = False, raw: WeightSpace | None = None) -> jax.Array:
+        """Invariant representation ``(B, F)`` of a batch of (normalised) weight spaces ``ws``;
+        ``raw`` are the same INRs unnormalised, read by probe features only."""
         check_model_input(ws, self.spec)
-        tensors = self.encoder(to_tensors(ws), train)
+        tensors = to_tensors(ws)
+        if self.probe is not None:
+            raw = required_raw(raw, type(self).__name__)
+            check_model_input(raw, self.spec)
+            tensors = with_probe_channels(tensors, self.probe_activations(raw))
+        tensors = self.encoder(tensors, train)
         return invariant_pool(tensors, self.spec, self.reduction)
 
-    def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
-        features = self.features(ws, train)
+    def __call__(self, ws: WeightSpace, train: bool = False, raw: WeightSpace | None = None) -> jax.Array:
+        features = self.features(ws, train, raw)
         if self.head_hidden:
             features = nn.relu(self.head_hidden_layer(features))
         features = self.head_dropout(features, deterministic=not train)

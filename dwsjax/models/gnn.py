@@ -38,6 +38,7 @@ import numpy as np
 from dwsjax.models.dense import dense_last_axis
 from dwsjax.models.graph import node_biases, node_positions, num_positions, place_edges
 from dwsjax.models.inputs import check_model_input
+from dwsjax.models.probes import ProbeActivations, ProbeConfig, required_raw
 from dwsjax.weights import MLPSpec, WeightSpace
 
 LN_EPSILON = 1e-5  # PyTorch's nn.LayerNorm default
@@ -202,7 +203,11 @@ class GNNClassifier(nn.Module):
     """Relational transformer over the neural graph -> output-node readout -> ``(B, num_classes)``.
 
     Defaults are the reference's ``rtransformer.yaml``; ``dropout`` 0.2 is its
-    Fashion-MNIST script's (``fmnist_cls_rt.sh``).
+    Fashion-MNIST script's (``fmnist_cls_rt.sh``). ``probe``
+    (:class:`dwsjax.models.probes.ProbeConfig`) adds the reference's probe
+    features: each neuron's ``K`` activations, mapped by a linear layer to
+    ``node_dim`` and added to its node features; the model then needs the raw
+    weights (``raw=``).
     """
 
     spec: MLPSpec
@@ -217,11 +222,17 @@ class GNNClassifier(nn.Module):
     heads: int = 8
     dropout: float = 0.2
     num_frequencies: int = 128
+    probe: ProbeConfig | None = None
 
     @nn.compact
-    def __call__(self, ws: WeightSpace, train: bool = False) -> jax.Array:
+    def __call__(self, ws: WeightSpace, train: bool = False, raw: WeightSpace | None = None) -> jax.Array:
         check_model_input(ws, self.spec)
         x, e = graph_inputs(ws, self.spec, self.node_dim, self.edge_dim, self.num_frequencies)
+        if self.probe is not None:
+            raw = required_raw(raw, type(self).__name__)
+            check_model_input(raw, self.spec)
+            activations = jnp.concatenate(ProbeActivations(self.probe, name="probe")(raw), axis=1)
+            x = x + xavier_linear(self.node_dim, "probe_in")(activations.astype(x.dtype))
         for layer in range(self.depth):
             x, e = RelationalTransformerLayer(
                 self.attn_dim, self.heads, self.node_hidden, self.edge_hidden,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
+from dwsjax.models.probes import raw_kwargs
 from dwsjax.weights import MLPSpec, WeightSpace
 
 
@@ -23,7 +26,8 @@ def example_weight_space(spec: MLPSpec, batch: int = 1) -> WeightSpace:
 
 def model_param_counts(model) -> dict[str, int]:
     """Parameter count per top-level submodule and ``"total"`` (shape inference only, no FLOPs)."""
-    variables = jax.eval_shape(model.init, jax.random.key(0), example_weight_space(model.spec))
+    example = example_weight_space(model.spec)
+    variables = jax.eval_shape(functools.partial(model.init, **raw_kwargs(model, example)), jax.random.key(0), example)
     params = variables["params"]
     counts = {name: param_count(sub) for name, sub in params.items()}
     return counts | {"total": sum(counts.values())}

@@ -1,0 +1,107 @@
+"""Function-space probe: a linear classifier on the INRs' rendered functions and on the source data.
+
+    python -m experiments.function_probe --dataset modelnet10 --train-objects 3591 --val-objects 400 \\
+        --inr-steps 300 --inr-points 1024
+
+Same splits and INR stores as ``experiments.classify`` with the same flags (the
+stores are fitted or reused). Images are rendered at their size, shapes as a
+distance field on a ``--grid``^3 grid; the source data goes through the same
+grid (pixels, point occupancy). The row is appended to
+``results/function-probe.csv`` and ``results/function-probe.md`` is rendered
+again, with the weight-space models that ``experiments.reproduce`` ran on the
+same dataset, training-set size and INR recipe beside it: a model far below
+the INR probe loses information its inputs hold (:mod:`dwsjax.function_probe`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from dwsjax.devices import use_all_cpu_cores
+from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from experiments.classify import add_common_arguments, load_splits, resolve_protocol
+from experiments.cli import make_parser, run_cli
+from experiments.tables import mean_pm_std
+
+COLUMNS = ["dataset", "train_objects", "val_objects", "test_objects", "inr_recipe", "inr_steps", "inr_points",
+           "grid", "inr_store_psnr", "inr_test_accuracy", "inr_train_accuracy", "source_test_accuracy",
+           "source_train_accuracy"]  # fmt: skip
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = make_parser(__doc__)
+    add_common_arguments(p)
+    p.add_argument("--grid", type=int, default=16, help="3D: distance field and occupancy on grid^3 points")
+    p.add_argument("--results-dir", default="results", help="where function-probe.csv/.md and the sets' CSVs are")
+    return resolve_protocol(p.parse_args(argv))
+
+
+def model_rows(results_dir: Path, row: dict) -> list[str]:
+    """Markdown lines of the weight-space models that reproduce sets ran on ``row``'s dataset, training
+    objects and INR recipe: mean ± std of test accuracy over seeds, per set, model, augmentation."""
+    groups = defaultdict(list)
+    for path in sorted(results_dir.glob("*.csv")):
+        if path.stem == "function-probe":
+            continue
+        for r in read_csv_rows(path):
+            same = (r.get("dataset"), r.get("train_objects"), r.get("inr_recipe")) == (
+                row["dataset"], str(row["train_objects"]), row["inr_recipe"])  # fmt: skip
+            if same and r.get("test_accuracy"):
+                probe = f", probe {r['probe_points']} {r['probe_inputs']}" if r.get("probe_points", "0") not in ("", "0") else ""
+                groups[(path.stem, r["model"] + probe, r["augment"], r["views"])].append(100 * float(r["test_accuracy"]))
+    return [f"| [{s}]({s}.md) | {m} | {a} | {v} | {mean_pm_std(accs)} | {len(accs)} |"
+            for (s, m, a, v), accs in sorted(groups.items())]  # fmt: skip
+
+
+def render_table(results_dir: Path) -> str:
+    rows = read_csv_rows(results_dir / "function-probe.csv")
+    lines = ["# Function-space probe", "",
+             "A linear classifier on each INR's function sampled on a grid (images: pixels; shapes: the distance "
+             "field on grid^3 points) and on the source data on the same grid (`python -m experiments.function_probe`, "
+             "`dwsjax.function_probe`). Test accuracy in %.", "",
+             "| dataset | train / val / test objects | INR recipe | INR steps | grid | INR PSNR (dB) | probe on INRs | "
+             "probe on source data |", "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['train_objects']} / {r['val_objects']} / {r['test_objects']} | "
+                     f"{r['inr_recipe']} | {r['inr_steps']} | {r['grid']} | {float(r['inr_store_psnr']):.1f} | "
+                     f"{100 * float(r['inr_test_accuracy']):.1f} | {100 * float(r['source_test_accuracy']):.1f} |")  # fmt: skip
+    lines += ["", "Weight-space models on the same split and INR recipe (`experiments.reproduce`):", "",
+              "| set | model | augmentation | views | test acc. (%) | seeds |", "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        lines += model_rows(results_dir, r)
+    return "\n".join(dict.fromkeys(lines)) + "\n"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    use_all_cpu_cores()
+    from dwsjax.function_probe import image_resolution, linear_probe, rendered_functions, source_features
+    from dwsjax.presets import preset
+
+    train, val, test, train_store = load_splits(args)
+    kind = preset(args.dataset).kind
+    resolution = image_resolution(args.dataset, args.data_dir) if kind == "image" else (args.grid,)
+    num_classes = len(train_store.metadata["class_names"])
+    inr = [(rendered_functions(b.weights, kind, resolution, train_store.output_offset), b.labels)
+           for b in (train, val, test)]  # fmt: skip
+    source = [(source_features(args.dataset, split, b.object_ids, args.grid, args.data_dir), b.labels)
+              for b, split in ((train, "train"), (val, "train"), (test, "test"))]  # fmt: skip
+    on_inrs, on_source = linear_probe(*inr, num_classes), linear_probe(*source, num_classes)
+    row = {"dataset": args.dataset, "train_objects": len(train.labels), "val_objects": len(val.labels),
+           "test_objects": len(test.labels), "inr_recipe": args.inr_recipe,
+           "inr_steps": train_store.identity["steps"], "inr_points": args.inr_points if kind == "shape" else "",
+           "grid": "x".join(map(str, resolution)), "inr_store_psnr": round(train_store.summary()["mean_psnr"], 2),
+           "inr_test_accuracy": on_inrs.test_accuracy, "inr_train_accuracy": on_inrs.train_accuracy,
+           "source_test_accuracy": on_source.test_accuracy, "source_train_accuracy": on_source.train_accuracy}  # fmt: skip
+    results_dir = Path(args.results_dir)
+    append_csv_rows(results_dir / "function-probe.csv", [row], COLUMNS)
+    atomic_write_text(results_dir / "function-probe.md", render_table(results_dir))
+    print(json.dumps(row))
+    return row
+
+
+if __name__ == "__main__":
+    run_cli(main)
