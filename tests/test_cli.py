@@ -93,6 +93,8 @@ def test_a_command_restarts_itself_with_huge_pages_once():
     import subprocess
     import sys
 
+    from experiments.cli import HUGE_PAGES_NOTICE
+
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the restart applies to Linux with glibc only")
     # sys.argv[0] is "-m" while ``python -m experiments.<name>`` imports the package
@@ -101,6 +103,10 @@ def test_a_command_restarts_itself_with_huge_pages_once():
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "DWSJAX_NO_HUGE_PAGES")}
     run = subprocess.run([sys.executable, "-c", script, "--x"], env=env, capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["glibc.malloc.hugetlb=1", "['--x']"]
+    notice = [line for line in run.stderr.splitlines() if "GLIBC_TUNABLES" in line]
+    assert notice == [HUGE_PAGES_NOTICE]  # said once, by the process that restarts, not by the restarted one
+    assert "DWSJAX_NO_HUGE_PAGES=1" in notice[0]
     env["DWSJAX_NO_HUGE_PAGES"] = "1"
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["None", "[]"]
+    assert "GLIBC_TUNABLES" not in run.stderr
