@@ -27,26 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from dwsjax.batching import batch_shardings, check_batch_size, epoch_batches, on_host, padded_batches, shard
+from dwsjax.checkpoints import resume_or_start, run_config
+from dwsjax.checks import check_epochs, check_finite_split, normalisation_stats
 from dwsjax.store import InrBatch
-from dwsjax.train import (
-    Augment,
-    TrainConfig,
-    TrainState,
-    batch_shardings,
-    check_batch_size,
-    check_epochs,
-    check_finite_split,
-    create_state,
-    epoch_batches,
-    epochs_to_run,
-    normalisation_stats,
-    on_host,
-    padded_batches,
-    resume_or_start,
-    run_config,
-    shard,
-    step_key,
-)
+from dwsjax.train import Augment, TrainConfig, TrainState, create_state, epochs_to_run, step_key
 from dwsjax.weights import WeightSpace, WeightStats, batch_size, normalize
 
 DEFAULT_TEMPERATURE = 0.1

@@ -11,17 +11,16 @@ comes from ``(seed, epoch)``, and a checkpoint is written after every epoch,
 so a killed run resumed from its last checkpoint ends with the same metrics as
 an uninterrupted one. Batches are split over all local accelerators (data
 parallelism through ``jax.sharding``; parameters are replicated); on CPU one
-device trains with all cores.
+device trains with all cores. Checkpoints and resume: :mod:`dwsjax.checkpoints`;
+batches split over the local devices: :mod:`dwsjax.batching`; input checks:
+:mod:`dwsjax.checks`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
 import os
 import time
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import flax
@@ -30,16 +29,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax.training import train_state
-from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
+from dwsjax.batching import batch_shardings, check_batch_size, epoch_batches, on_host, padded_batches, shard
+from dwsjax.checkpoints import resume_or_start, run_config
+from dwsjax.checks import check_epochs, check_finite_split, check_labels, normalisation_stats
 from dwsjax.models.probes import raw_kwargs, reads_raw_weights
 from dwsjax.optim import TrainRecipe, optimizer
-from dwsjax.store import InrBatch, sha256
-from dwsjax.weights import WeightSpace, WeightStats, finite_rows, normalize, weight_stats
+from dwsjax.store import InrBatch
+from dwsjax.weights import WeightStats, normalize
 
 Augment = Callable[[jax.Array, object, jax.Array], tuple[object, jax.Array]]
 
@@ -168,91 +167,6 @@ def overlay_params(params, pretrained, path: str = "params"):
     return {k: overlay_params(v, pretrained[k], f"{path}/{k}") if k in pretrained else v for k, v in params.items()}
 
 
-def _listed(values: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(v) for v in values[:limit].tolist())
-    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
-
-
-def check_epochs(epochs: int) -> None:
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs} (--epochs)")
-
-
-def check_finite_split(name: str, data: InrBatch) -> None:
-    """Refuse an empty split, or one with NaN/inf weights, naming the INRs: one NaN weight
-    otherwise turns the normalisation statistics, every loss and every prediction into NaN silently."""
-    if len(data.labels) == 0:
-        raise ValueError(f"the {name} set is empty; give it at least one INR")
-    bad = np.flatnonzero(~finite_rows(data.weights))
-    if bad.size:
-        raise ValueError(
-            f"the {name} set has {bad.size} of {len(data.labels)} INRs with NaN/inf weights (indices "
-            f"{_listed(bad)}; object ids {_listed(np.asarray(data.object_ids)[bad])}). Refit those "
-            f"objects, or drop them with dwsjax.store.select({name}, dwsjax.weights.finite_rows({name}.weights))"
-        )
-
-
-def check_labels(name: str, labels: np.ndarray, num_classes: int) -> None:
-    """Refuse labels outside ``0 .. num_classes - 1`` (one-hot would make them all-zero targets)."""
-    labels = np.asarray(labels)
-    outside = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if outside.size:
-        raise ValueError(
-            f"the {name} set has {outside.size} labels outside 0..{num_classes - 1} (indices {_listed(outside)}, "
-            f"labels {_listed(labels[outside])}); pass num_classes covering every class, or fix the labels"
-        )
-
-
-def normalisation_stats(train: WeightSpace, stats: WeightStats | None = None) -> WeightStats:
-    """``stats``, or the per-layer statistics of the training weights; refused if not finite."""
-    stats = weight_stats(train) if stats is None else stats
-    for part, leaves in (("mean", jax.tree.leaves(stats.mean)), ("std", jax.tree.leaves(stats.std))):
-        if not all(np.isfinite(np.asarray(leaf)).all() for leaf in leaves):
-            raise ValueError(
-                f"the normalisation {part} has NaN/inf entries; compute the statistics with "
-                "dwsjax.weights.weight_stats from finite training weights (see dwsjax.weights.finite_rows)"
-            )
-    return stats
-
-
-def on_host(data: InrBatch) -> InrBatch:
-    """``data`` with NumPy weights: batches are then gathered on the host, without
-    compiling a device gather for every dataset size."""
-    return data._replace(weights=jax.tree.map(np.asarray, data.weights))
-
-
-def batch_shardings() -> tuple[NamedSharding, NamedSharding]:
-    """``(batch, replicated)`` shardings over the training devices (``data_parallel_mesh``):
-    batches are split along their first axis, parameters and optimizer state are replicated."""
-    mesh = data_parallel_mesh()
-    return NamedSharding(mesh, PartitionSpec(BATCH_AXIS)), NamedSharding(mesh, PartitionSpec())
-
-
-def check_batch_size(batch_size: int, n: int, sharding: NamedSharding) -> None:
-    devices = sharding.mesh.devices.size
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size} (--batch-size)")
-    if batch_size % devices:
-        raise ValueError(f"batch size {batch_size} must be a multiple of the {devices} local devices")
-    if n < batch_size:
-        raise ValueError(f"{n} training INRs are fewer than one batch of {batch_size}")
-
-
-def shard(tree, sharding):
-    """Put every leaf of ``tree`` (host arrays) on the devices with ``sharding``."""
-    return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
-
-
-def padded_batches(n: int, batch_size: int, sharding: NamedSharding):
-    """Yield ``(indices, mask)`` covering ``range(n)`` in fixed-size batches (a multiple
-    of the device count); the last batch repeats row ``n - 1`` with ``mask = 0``."""
-    devices = sharding.mesh.devices.size
-    batch_size = math.ceil(batch_size / devices) * devices
-    for start in range(0, n, batch_size):
-        idx = np.arange(start, start + batch_size)
-        yield np.minimum(idx, n - 1), (idx < n).astype(np.float32)
-
-
 def evaluate(state: TrainState, data: InrBatch, stats: WeightStats, num_classes: int, batch_size: int,
              sharding) -> Metrics:
     """Loss and accuracy over all of ``data``; the last batch is padded and masked."""
@@ -266,52 +180,9 @@ def evaluate(state: TrainState, data: InrBatch, stats: WeightStats, num_classes:
     return Metrics(total_loss / n, total_correct / n)
 
 
-def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> list[np.ndarray]:
-    """Index batches of one epoch: a ``(seed, epoch)``-seeded shuffle of ``range(n)``
-    cut into ``n // batch_size`` full batches (the remainder is dropped)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n)
-    return [order[i * batch_size : (i + 1) * batch_size] for i in range(n // batch_size)]
-
-
 def step_key(seed: int, epoch: int, step: int) -> jax.Array:
     """The PRNG key of one training step, a function of ``(seed, epoch, step)`` only."""
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
-
-
-class Checkpointer:
-    """Orbax checkpoints of a dict of array pytrees plus the JSON history, one per epoch."""
-
-    def __init__(self, directory: str | os.PathLike):
-        self.manager = ocp.CheckpointManager(
-            Path(directory).absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=2)
-        )
-
-    def latest_epoch(self) -> int | None:
-        return self.manager.latest_step()
-
-    def save(self, epoch: int, arrays: dict, history: dict) -> None:
-        self.manager.save(
-            epoch,
-            args=ocp.args.Composite(
-                arrays=ocp.args.StandardSave(arrays),
-                history=ocp.args.JsonSave(history),
-            ),
-        )
-        self.manager.wait_until_finished()
-
-    def history(self, epoch: int) -> dict:
-        """The JSON history saved with ``epoch`` (without reading its arrays)."""
-        return self.manager.restore(epoch, args=ocp.args.Composite(history=ocp.args.JsonRestore())).history
-
-    def restore(self, epoch: int, template: dict) -> tuple[dict, dict]:
-        """``(arrays, history)`` of ``epoch``; ``template`` gives the arrays' structure."""
-        restored = self.manager.restore(
-            epoch,
-            args=ocp.args.Composite(
-                arrays=ocp.args.StandardRestore(template), history=ocp.args.JsonRestore()
-            ),
-        )
-        return restored.arrays, restored.history
 
 
 def best_arrays(state: TrainState, best: TrainState) -> dict:
@@ -319,72 +190,6 @@ def best_arrays(state: TrainState, best: TrainState) -> dict:
     BatchNorm statistics (``best_batch_stats`` only for a model with BatchNorm)."""
     arrays = {"state": state, "best_params": best.params}
     return arrays | ({"best_batch_stats": best.batch_stats} if best.batch_stats else {})
-
-
-def overwrite_refused(checkpoint_dir: str | os.PathLike) -> ValueError:
-    """The error for a run directory that holds checkpoints of an earlier run."""
-    return ValueError(f"{checkpoint_dir} already holds checkpoints; pass --resume to continue that run "
-                      "or choose another run directory")  # fmt: skip
-
-
-def refuse_overwrite(checkpoint_dir: str | os.PathLike, resume: bool) -> None:
-    """Raise unless ``resume`` when ``checkpoint_dir`` holds checkpoints of an earlier run
-    (CLIs call it before fitting INRs, so a wrong run directory fails at once)."""
-    if not resume and Path(checkpoint_dir).is_dir() and Checkpointer(checkpoint_dir).latest_epoch() is not None:
-        raise overwrite_refused(checkpoint_dir)
-
-
-def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -> dict:
-    """A run's configuration as JSON, what a resumed run must share with its checkpoint:
-    the model's class and fields, the training recipe, seed and epochs, the training
-    INRs (count and a digest of their labels) and the caller's ``facts`` (e.g. the
-    augmentation)."""
-    fields = {f.name: repr(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
-    labels = sha256(np.ascontiguousarray(data.labels).tobytes())[:12]
-    return {"model": type(model).__name__, **{f"model.{k}": v for k, v in fields.items()},
-            **config.recipe._asdict(), "epochs": config.epochs, "seed": config.seed,
-            "train_inrs": len(data.labels), "train_labels_sha256": labels, **facts}  # fmt: skip
-
-
-def check_same_run(checkpoint_dir, saved: dict | None, current: dict) -> None:
-    """Refuse to resume a checkpoint written under another :func:`run_config`. More epochs
-    are allowed when the learning rate is constant after warmup (the schedule does not
-    depend on the run's length)."""
-    if saved is None:  # written before runs recorded their configuration
-        return
-    free = {"epochs"} if current.get("decay") == "constant" else set()
-    differ = sorted(k for k in saved.keys() | current.keys() if k not in free and saved.get(k) != current.get(k))
-    if differ:
-        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
-        raise ValueError(f"cannot resume {checkpoint_dir}: its checkpoints come from a run configured otherwise "
-                         f"({details}); resume with that run's settings or choose another run directory")  # fmt: skip
-
-
-def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
-    """``(checkpointer, arrays, history, start_epoch)``: the fresh ``arrays``/``history``
-    at epoch 0, or the latest checkpoint's when ``resume``; refuses to overwrite a
-    run directory that holds checkpoints unless ``resume``, and to resume one whose
-    ``history["config"]`` differs from the fresh history's (:func:`check_same_run`) or
-    that holds more trained epochs than that configuration asks for."""
-    if checkpoint_dir is None:
-        return None, arrays, history, 0
-    checkpointer = Checkpointer(checkpoint_dir)
-    latest = checkpointer.latest_epoch()
-    if latest is None:
-        return checkpointer, arrays, history, 0
-    if not resume:
-        raise overwrite_refused(checkpoint_dir)
-    config = history.get("config")
-    if config is not None:
-        check_same_run(checkpoint_dir, checkpointer.history(latest).get("config"), config)
-        if latest + 1 > config["epochs"]:
-            raise ValueError(f"cannot resume {checkpoint_dir}: it holds {latest + 1} trained epochs, more than the "
-                             f"{config['epochs']} asked (its best epoch would not be this run's); resume with at "
-                             f"least {latest + 1} epochs or choose another run directory")  # fmt: skip
-    arrays, history = checkpointer.restore(latest, arrays)
-    if config is not None:
-        history["config"] = config
-    return checkpointer, arrays, history, latest + 1
 
 
 def epochs_to_run(start_epoch: int, epochs: int, stop_after_epochs: int | None) -> range:

@@ -291,8 +291,9 @@ def main(argv=None) -> dict:
 def run(args: argparse.Namespace, run_name: str, out: Path) -> dict:
     """Fit or reuse the stores, train, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
+    from dwsjax.checkpoints import refuse_overwrite
     from dwsjax.models import build_model, depth_config, model_param_counts, width_config
-    from dwsjax.train import TrainConfig, refuse_overwrite, train_classifier
+    from dwsjax.train import TrainConfig, train_classifier
 
     template = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()
     refuse_overwrite(out / "checkpoints", args.resume)

@@ -187,10 +187,11 @@ def main(argv=None) -> dict:
 def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     """Pre-train, train both arms per label fraction, write the run directory ``out``; ``-> results``."""
     from dwsjax.augment import build_pipeline
+    from dwsjax.checkpoints import refuse_overwrite
     from dwsjax.models import build_model, width_config
     from dwsjax.optim import TrainRecipe
     from dwsjax.ssl import pretrain_simclr, representations, simclr_model
-    from dwsjax.train import TrainConfig, create_state, refuse_overwrite
+    from dwsjax.train import TrainConfig, create_state
     from dwsjax.weights import weight_stats
 
     refuse_overwrite(out / "pretrain", args.resume)

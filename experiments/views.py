@@ -325,7 +325,7 @@ def run(args: argparse.Namespace, out: Path) -> dict:
     from tqdm.auto import tqdm
 
     from dwsjax.models import build_model, width_config
-    from dwsjax.train import on_host
+    from dwsjax.batching import on_host
     from experiments.classify import load_splits
 
     out.mkdir(parents=True, exist_ok=True)

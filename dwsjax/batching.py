@@ -1,0 +1,63 @@
+"""Batches of INRs for training and evaluation, split over the local devices.
+
+Data parallelism through ``jax.sharding``: batches are split along their first
+axis over the devices of :func:`dwsjax.devices.data_parallel_mesh`, parameters
+and optimiser state are replicated. Batches are gathered on the host.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
+from dwsjax.store import InrBatch
+
+
+def on_host(data: InrBatch) -> InrBatch:
+    """``data`` with NumPy weights: batches are then gathered on the host, without
+    compiling a device gather for every dataset size."""
+    return data._replace(weights=jax.tree.map(np.asarray, data.weights))
+
+
+def batch_shardings() -> tuple[NamedSharding, NamedSharding]:
+    """``(batch, replicated)`` shardings over the training devices (``data_parallel_mesh``):
+    batches are split along their first axis, parameters and optimizer state are replicated."""
+    mesh = data_parallel_mesh()
+    return NamedSharding(mesh, PartitionSpec(BATCH_AXIS)), NamedSharding(mesh, PartitionSpec())
+
+
+def check_batch_size(batch_size: int, n: int, sharding: NamedSharding) -> None:
+    """Refuse a batch size below 1, not a multiple of the device count, or above ``n``."""
+    devices = sharding.mesh.devices.size
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size} (--batch-size)")
+    if batch_size % devices:
+        raise ValueError(f"batch size {batch_size} must be a multiple of the {devices} local devices")
+    if n < batch_size:
+        raise ValueError(f"{n} training INRs are fewer than one batch of {batch_size}")
+
+
+def shard(tree, sharding):
+    """Put every leaf of ``tree`` (host arrays) on the devices with ``sharding``."""
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
+
+
+def padded_batches(n: int, batch_size: int, sharding: NamedSharding):
+    """Yield ``(indices, mask)`` covering ``range(n)`` in fixed-size batches (a multiple
+    of the device count); the last batch repeats row ``n - 1`` with ``mask = 0``."""
+    devices = sharding.mesh.devices.size
+    batch_size = math.ceil(batch_size / devices) * devices
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, start + batch_size)
+        yield np.minimum(idx, n - 1), (idx < n).astype(np.float32)
+
+
+def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> list[np.ndarray]:
+    """Index batches of one epoch: a ``(seed, epoch)``-seeded shuffle of ``range(n)``
+    cut into ``n // batch_size`` full batches (the remainder is dropped)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(n // batch_size)]
