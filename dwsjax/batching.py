@@ -2,7 +2,8 @@
 
 Data parallelism through ``jax.sharding``: batches are split along their first
 axis over the devices of :func:`dwsjax.devices.data_parallel_mesh`, parameters
-and optimiser state are replicated. Batches are gathered on the host.
+and optimiser state are replicated; on CPU one device trains with all cores.
+Batches are gathered on the host.
 """
 
 from __future__ import annotations

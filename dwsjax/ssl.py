@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
-from dwsjax.batching import batch_shardings, check_batch_size, epoch_batches, on_host, padded_batches, shard
+from dwsjax.batching import batch_shardings, check_batch_size, on_host, padded_batches, shard
 from dwsjax.checkpoints import resume_or_start, run_config
 from dwsjax.checks import check_epochs, check_finite_split, normalisation_stats
+from dwsjax.loop import fit_epochs
 from dwsjax.store import InrBatch
-from dwsjax.train import Augment, TrainConfig, TrainState, create_state, epochs_to_run, step_key
+from dwsjax.train import Augment, TrainConfig, TrainState, create_state
 from dwsjax.weights import WeightSpace, WeightStats, batch_size, normalize
 
 DEFAULT_TEMPERATURE = 0.1
@@ -150,7 +149,8 @@ def pretrain_simclr(
     """Pre-train on ``train.weights`` (labels unused): ``-> (params, history)``.
 
     ``params`` are the last epoch's ``{"backbone", "projection"}``; ``history``
-    has per-epoch ``loss``, ``contrastive_accuracy`` and ``samples_per_s``. One
+    has per-epoch ``loss``, ``contrastive_accuracy``, ``samples_per_s`` and
+    ``epoch_seconds`` (:func:`dwsjax.loop.fit_epochs`). One
     orbax checkpoint per epoch; ``resume`` continues the run in ``checkpoint_dir``
     and, like :func:`train_classifier`, gives the same result as an unbroken run.
     """
@@ -172,32 +172,15 @@ def pretrain_simclr(
         {"config": run_config(model, config, train, temperature=temperature), "epochs": []},
     )
     state = jax.device_put(arrays["state"], replicated)
-    run_epochs = epochs_to_run(start_epoch, config.epochs, stop_after_epochs)
-    per_epoch = (n // config.batch_size) * config.batch_size
-    bar = tqdm(total=len(run_epochs) * per_epoch, unit="INR", desc="simclr", disable=not progress)
-    for epoch in run_epochs:
-        losses, accuracies = [], []
-        start = time.perf_counter()
-        for i, idx in enumerate(epoch_batches(config.seed, epoch, n, config.batch_size)):
-            ws = shard(jax.tree.map(lambda x: x[idx], train.weights), sharding)
-            state, loss, accuracy = contrastive_step(
-                state, ws, step_key(config.seed, epoch, i), stats, augment, temperature
-            )
-            losses.append(loss)
-            accuracies.append(accuracy)
-            bar.update(config.batch_size)
-        record = {
-            "epoch": epoch,
-            "loss": float(np.mean(losses)),
-            "contrastive_accuracy": float(np.mean(accuracies)),
-            "samples_per_s": per_epoch / (time.perf_counter() - start),
-        }
-        history["epochs"].append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", pair_acc=f"{record['contrastive_accuracy']:.3f}")
-        if checkpointer is not None:
-            checkpointer.save(epoch, {"state": state}, history)
-    bar.close()
-    history["completed"] = len(history["epochs"]) == config.epochs
+
+    def step(state: TrainState, idx, key):
+        ws = shard(jax.tree.map(lambda x: x[idx], train.weights), sharding)
+        state, loss, accuracy = contrastive_step(state, ws, key, stats, augment, temperature)
+        return state, {"loss": loss, "contrastive_accuracy": accuracy}
+
+    state = fit_epochs(state, step, n, config, history, start_epoch=start_epoch, stop_after_epochs=stop_after_epochs,
+                       checkpointer=checkpointer, postfix={"loss": "loss", "pair_acc": "contrastive_accuracy"},
+                       progress=progress, desc="simclr")  # fmt: skip
     return jax.device_get(state.params), history
 
 

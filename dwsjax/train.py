@@ -1,17 +1,13 @@
-"""Supervised training of weight-space classifiers: jitted steps, epochs, checkpoints.
+"""Supervised training of weight-space classifiers: jitted steps, evaluation, best epoch.
 
-One epoch = one pass over the shuffled training INRs in batches; every
-training batch is augmented inside the jitted step (``augment(key, ws, y) ->
-(ws, y)`` with soft labels ``y``), normalised with the training set's
-statistics, and fed to the model with softmax cross-entropy and the run's
-optimiser (:mod:`dwsjax.optim`: AdamW or AMSGrad, warmup, decay, clipping). After
-each epoch the model is evaluated on validation and test sets and the epoch
-with the best validation accuracy is kept (as in the paper). All randomness
-comes from ``(seed, epoch)``, and a checkpoint is written after every epoch,
-so a killed run resumed from its last checkpoint ends with the same metrics as
-an uninterrupted one. Batches are split over all local accelerators (data
-parallelism through ``jax.sharding``; parameters are replicated); on CPU one
-device trains with all cores. Checkpoints and resume: :mod:`dwsjax.checkpoints`;
+One epoch = one pass over the shuffled training INRs in batches
+(:func:`dwsjax.loop.fit_epochs`); every training batch is augmented inside the
+jitted step (``augment(key, ws, y) -> (ws, y)`` with soft labels ``y``),
+normalised with the training set's statistics, and fed to the model with
+softmax cross-entropy and the run's optimiser (:mod:`dwsjax.optim`: AdamW or
+AMSGrad, warmup, decay, clipping). After each epoch the model is evaluated on
+validation and test sets and the epoch with the best validation accuracy is
+kept (as in the paper). Checkpoints and resume: :mod:`dwsjax.checkpoints`;
 batches split over the local devices: :mod:`dwsjax.batching`; input checks:
 :mod:`dwsjax.checks`.
 """
@@ -20,21 +16,19 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from typing import Callable, NamedTuple
 
 import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax.training import train_state
-from tqdm.auto import tqdm
 
-from dwsjax.batching import batch_shardings, check_batch_size, epoch_batches, on_host, padded_batches, shard
+from dwsjax.batching import batch_shardings, check_batch_size, on_host, padded_batches, shard
 from dwsjax.checkpoints import resume_or_start, run_config
 from dwsjax.checks import check_epochs, check_finite_split, check_labels, normalisation_stats
+from dwsjax.loop import fit_epochs
 from dwsjax.models.probes import raw_kwargs, reads_raw_weights
 from dwsjax.optim import TrainRecipe, optimizer
 from dwsjax.store import InrBatch
@@ -180,11 +174,6 @@ def evaluate(state: TrainState, data: InrBatch, stats: WeightStats, num_classes:
     return Metrics(total_loss / n, total_correct / n)
 
 
-def step_key(seed: int, epoch: int, step: int) -> jax.Array:
-    """The PRNG key of one training step, a function of ``(seed, epoch, step)`` only."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
-
-
 def best_arrays(state: TrainState, best: TrainState) -> dict:
     """What a checkpoint holds: the state, and the best-validation epoch's parameters and
     BatchNorm statistics (``best_batch_stats`` only for a model with BatchNorm)."""
@@ -192,10 +181,31 @@ def best_arrays(state: TrainState, best: TrainState) -> dict:
     return arrays | ({"best_batch_stats": best.batch_stats} if best.batch_stats else {})
 
 
-def epochs_to_run(start_epoch: int, epochs: int, stop_after_epochs: int | None) -> range:
-    """Epochs ``start_epoch .. epochs - 1``, at most ``stop_after_epochs`` of them."""
-    run = range(start_epoch, epochs)
-    return run if stop_after_epochs is None else run[:stop_after_epochs]
+class BestValidation:
+    """Per-epoch evaluation on the validation and test sets that keeps the epoch of best
+    validation accuracy (the earliest on ties) as ``best``."""
+
+    def __init__(self, best: TrainState, measure: Callable[[TrainState, InrBatch], Metrics], val: InrBatch,
+                 test: InrBatch):  # fmt: skip
+        self.best, self.measure, self.val, self.test = best, measure, val, test
+
+    def __call__(self, state: TrainState, epoch: int, history: dict) -> dict:
+        """Evaluate ``state``; a better validation accuracy than ``history["best_val_accuracy"]``
+        makes ``epoch`` the best (``history``'s ``best_*`` entries). Returns the record's metrics."""
+        val, test = self.measure(state, self.val), self.measure(state, self.test)
+        if val.accuracy > history["best_val_accuracy"]:
+            history.update(best_epoch=epoch, best_val_accuracy=val.accuracy, best_test_accuracy=test.accuracy)
+            self.best = state
+        return {"val_loss": val.loss, "val_accuracy": val.accuracy, "test_loss": test.loss,
+                "test_accuracy": test.accuracy}  # fmt: skip
+
+    def arrays(self, state: TrainState) -> dict:
+        """The checkpoint of ``state`` (:func:`best_arrays`)."""
+        return best_arrays(state, self.best)
+
+    def best_state(self, state: TrainState) -> TrainState:
+        """``state`` with the best epoch's parameters and BatchNorm statistics."""
+        return state.replace(params=self.best.params, batch_stats=self.best.batch_stats)
 
 
 def train_classifier(
@@ -249,50 +259,22 @@ def train_classifier(
         checkpoint_dir, resume, best_arrays(state, state), history
     )
     state = jax.device_put(arrays["state"], replicated)
-    best = state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {}))
 
-    steps_per_epoch = len(train.labels) // config.batch_size
-    run_epochs = epochs_to_run(start_epoch, config.epochs, stop_after_epochs)
-    bar = tqdm(total=len(run_epochs) * steps_per_epoch * config.batch_size, unit="INR", desc="train",
-               disable=not progress)  # fmt: skip
-    for epoch in run_epochs:
-        losses, accuracies = [], []
-        start = time.perf_counter()
-        for i, idx in enumerate(epoch_batches(config.seed, epoch, len(train.labels), config.batch_size)):
-            ws, labels = shard((jax.tree.map(lambda x: x[idx], train.weights), train.labels[idx]), sharding)
-            state, loss, accuracy = train_step(
-                state, ws, labels, step_key(config.seed, epoch, i), stats, num_classes, augment
-            )
-            losses.append(loss)
-            accuracies.append(accuracy)
-            bar.update(config.batch_size)
-        train_seconds = time.perf_counter() - start
-        val_metrics = evaluate(state, val, stats, num_classes, config.eval_batch_size, sharding)
-        test_metrics = evaluate(state, test, stats, num_classes, config.eval_batch_size, sharding)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            "train_accuracy": float(np.mean(accuracies)),
-            "val_loss": val_metrics.loss,
-            "val_accuracy": val_metrics.accuracy,
-            "test_loss": test_metrics.loss,
-            "test_accuracy": test_metrics.accuracy,
-            "train_samples_per_s": steps_per_epoch * config.batch_size / train_seconds,
-            "epoch_seconds": time.perf_counter() - start,
-        }
-        history["epochs"].append(record)
-        if val_metrics.accuracy > history["best_val_accuracy"]:
-            history.update(best_epoch=epoch, best_val_accuracy=val_metrics.accuracy,
-                           best_test_accuracy=test_metrics.accuracy)  # fmt: skip
-            best = state
-        bar.set_postfix(val_acc=f"{val_metrics.accuracy:.3f}", test_acc=f"{test_metrics.accuracy:.3f}")
-        if checkpointer is not None:
-            checkpointer.save(epoch, best_arrays(state, best), history)
-    bar.close()
-    history["completed"] = len(history["epochs"]) == config.epochs
-    best_state = state.replace(params=best.params, batch_stats=best.batch_stats)
-    history["final_eval"] = {
-        name: evaluate(best_state, on_host(data), stats, num_classes, config.eval_batch_size, sharding)._asdict()
-        for name, data in (final_eval or {}).items()
-    }
+    def measure(state: TrainState, data: InrBatch) -> Metrics:
+        return evaluate(state, data, stats, num_classes, config.eval_batch_size, sharding)
+
+    def step(state: TrainState, idx, key):
+        ws, labels = shard((jax.tree.map(lambda x: x[idx], train.weights), train.labels[idx]), sharding)
+        state, loss, accuracy = train_step(state, ws, labels, key, stats, num_classes, augment)
+        return state, {"loss": loss, "accuracy": accuracy}
+
+    best = BestValidation(state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {})),
+                          measure, val, test)  # fmt: skip
+    state = fit_epochs(state, step, len(train.labels), config, history, start_epoch=start_epoch,
+                       stop_after_epochs=stop_after_epochs, evaluate=best, checkpointer=checkpointer,
+                       checkpoint_arrays=best.arrays, prefix="train_",
+                       postfix={"val_acc": "val_accuracy", "test_acc": "test_accuracy"}, progress=progress)  # fmt: skip
+    best_state = best.best_state(state)
+    history["final_eval"] = {name: measure(best_state, on_host(data))._asdict()
+                             for name, data in (final_eval or {}).items()}  # fmt: skip
     return history

@@ -82,7 +82,8 @@ def test_resuming_under_another_configuration_is_refused(splits, tmp_path):
 
 def test_train_step_updates_batchnorm_statistics(splits):
     """A training step with BatchNorm moves the running averages that evaluation uses."""
-    from dwsjax.train import create_state, step_key, train_step
+    from dwsjax.loop import step_key
+    from dwsjax.train import create_state, train_step
 
     train, _, _, spec = splits
     model = build_model("dws", spec, 10, hidden=8, depth=2, normalization="batch")
