@@ -54,7 +54,7 @@ class FitConfig(NamedTuple):
     @classmethod
     def from_recipe(
         cls, spec: MLPSpec, recipe: FitRecipe, data_range: float = 1.0, chunk_size: int = 8
-    ) -> "FitConfig":
+    ) -> FitConfig:
         return cls(spec, steps=recipe.steps, learning_rate=recipe.learning_rate, init_scheme=recipe.init,
                    output_offset=recipe.output_offset, target_psnr=recipe.target_psnr,
                    data_range=data_range, chunk_size=chunk_size)  # fmt: skip
@@ -63,7 +63,7 @@ class FitConfig(NamedTuple):
         return {**self._asdict(), "spec": list(self.spec.widths)}
 
     @classmethod
-    def from_json(cls, d: dict) -> "FitConfig":
+    def from_json(cls, d: dict) -> FitConfig:
         return cls(**{**d, "spec": MLPSpec(tuple(d["spec"]))})
 
 

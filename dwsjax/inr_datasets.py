@@ -11,8 +11,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dwsjax.data import FitTargets, load_targets
-from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.files import removed_on_failure
+from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
 from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
 from dwsjax.store import MANIFEST, InrStore, fit_status

@@ -123,7 +123,7 @@ def scale_by_pytorch_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e
     return optax.GradientTransformation(init, update)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def optimizer(learning_rate: float, weight_decay: float, warmup_steps: int = 0, decay: str = "constant",
               total_steps: int | None = None, clip_norm: float = 0.0,
               amsgrad: bool = False) -> optax.GradientTransformation:  # fmt: skip

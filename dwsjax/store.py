@@ -29,8 +29,9 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -129,7 +130,7 @@ class InrStore:
         self.manifest = manifest
 
     @classmethod
-    def open(cls, root: str | os.PathLike) -> "InrStore":
+    def open(cls, root: str | os.PathLike) -> InrStore:
         root = Path(root)
         path = root / MANIFEST
         if not path.exists():
@@ -146,7 +147,7 @@ class InrStore:
         return cls(root, manifest)
 
     @classmethod
-    def create_or_resume(cls, root: str | os.PathLike, identity: dict) -> "InrStore":
+    def create_or_resume(cls, root: str | os.PathLike, identity: dict) -> InrStore:
         """Open the store at ``root`` if its identity equals ``identity``; create it if absent.
 
         ``identity`` is JSON-able and must contain ``spec`` (layer widths),

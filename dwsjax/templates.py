@@ -39,7 +39,7 @@ class TemplateConfig(NamedTuple):
     sign_aware: bool = False
     max_sweeps: int = 10
 
-    def check(self) -> "TemplateConfig":
+    def check(self) -> TemplateConfig:
         """``self``, or a ``ValueError`` naming the first setting out of range."""
         for name, low in (("rounds", 0), ("template_inrs", 1), ("max_sweeps", 1)):
             if getattr(self, name) < low:
@@ -47,7 +47,7 @@ class TemplateConfig(NamedTuple):
         return self
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _matcher(sign_aware: bool, max_sweeps: int, solver: str):
     """Jitted ``(template, ws (B, ...)) -> (Alignment, aligned ws)`` for one setting."""
 

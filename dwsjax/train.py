@@ -21,8 +21,9 @@ import functools
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import flax
 import flax.linen as nn
@@ -326,7 +327,8 @@ def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -
     the model's class and fields, the training recipe, seed and epochs, the training
     INRs (count and a digest of their labels) and the caller's ``facts`` (e.g. the
     augmentation)."""
-    fields = {f.name: repr(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
+    fields = {f.name: repr(getattr(model, f.name))
+              for f in dataclasses.fields(model) if f.name not in ("parent", "name")}  # fmt: skip
     labels = sha256(np.ascontiguousarray(data.labels).tobytes())[:12]
     return {"model": type(model).__name__, **{f"model.{k}": v for k, v in fields.items()},
             **config.recipe._asdict(), "epochs": config.epochs, "seed": config.seed,

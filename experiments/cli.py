@@ -25,7 +25,7 @@ import os
 import platform
 import sys
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 USER_ERRORS = (ValueError, FileNotFoundError)
 HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"

@@ -20,7 +20,8 @@ import dataclasses
 import functools
 import inspect
 import warnings
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

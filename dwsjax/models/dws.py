@@ -27,7 +27,7 @@ small pooled tensors except the last, and broadcast-adds the results.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -81,7 +81,10 @@ class SetAttention(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         heads = max(h for h in range(1, self.heads + 1) if self.features % h == 0)
         q, k, v = (dense_last_axis(nn.Dense(self.features, name=n), x) for n in ("query", "key", "value"))
-        split = lambda t: t.reshape(t.shape[:-1] + (heads, self.features // heads))
+
+        def split(t):
+            return t.reshape(t.shape[:-1] + (heads, self.features // heads))
+
         logits = jnp.einsum("bihf,bjhf->bhij", split(q), split(k)) / jnp.sqrt(self.features)
         attended = jnp.einsum("bhij,bjhf->bihf", jax.nn.softmax(logits, axis=-1), split(v))
         out = q + attended.reshape(q.shape)
