@@ -31,8 +31,14 @@ from dwsjax.weights import WeightSpace, batch_size, finite_rows, spec_of
 
 
 class TemplateConfig(NamedTuple):
-    """What decides a template alignment (its identity): barycentre ``rounds`` over the
-    first ``template_inrs`` INRs, sign-aware matching (SIRENs), coordinate-descent sweeps."""
+    """What decides a template alignment (its identity).
+
+    Attributes:
+        rounds: Barycentre rounds ``T_{r+1} = mean_i pi_i^r(ws_i)`` (see :mod:`dwsjax.templates`).
+        template_inrs: The template is the barycentre of the first ``template_inrs`` INRs.
+        sign_aware: Signed permutations (SIRENs: sine is odd).
+        max_sweeps: Coordinate-descent sweeps of every weight matching.
+    """
 
     rounds: int = 3
     template_inrs: int = 1024

@@ -11,11 +11,9 @@ On Linux with glibc, ``python -m experiments.<name>`` first restarts itself with
 call is in ``experiments/__init__.py``, before any heavy import):
 XLA's CPU runtime allocates every execution's temporary buffers afresh, glibc
 maps large allocations anew, and touching fresh 4 KiB pages costs one page
-fault each; with the tunable glibc asks for transparent huge pages instead.
-Measured on the 2-core CPU (README "Benchmarks"): a relational-transformer
-training step went from 439,000 page faults and 877 ms to 1,350 faults and
-477 ms, DWS-32 from 543 to 858 samples/s. ``DWSJAX_NO_HUGE_PAGES=1`` turns
-the restart off.
+fault each; with the tunable glibc asks for transparent huge pages instead
+(the effect on training steps: README "Benchmarks"). ``DWSJAX_NO_HUGE_PAGES=1``
+turns the restart off.
 """
 
 from __future__ import annotations
