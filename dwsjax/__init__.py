@@ -11,7 +11,7 @@ lower-level helpers stay importable from their submodules
 (:mod:`dwsjax.weights`, :mod:`dwsjax.siren`, :mod:`dwsjax.fit`,
 :mod:`dwsjax.augment`, :mod:`dwsjax.models`, :mod:`dwsjax.train`, ...).
 
-A first run: fit SIRENs to images, render them, build a model and an augmentation::
+A first run: fit SIRENs to images, render them, build a model and an augmentation:
 
     import numpy as np
     import dwsjax
