@@ -60,7 +60,6 @@ def main(argv=None) -> list[dict]:
     import dwsjax as d
     from dwsjax.data import load_targets
     from dwsjax.fit import FitConfig, fit_sirens, inr_keys
-
     from dwsjax.presets import preset
     from dwsjax.shape_quality import shape_quality
 
