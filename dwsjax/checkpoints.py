@@ -85,7 +85,8 @@ def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -
     Returns:
         A flat dict of JSON values.
     """
-    fields = {f.name: repr(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
+    fields = {f.name: repr(getattr(model, f.name))
+              for f in dataclasses.fields(model) if f.name not in ("parent", "name")}  # fmt: skip
     labels = sha256(np.ascontiguousarray(data.labels).tobytes())[:12]
     return {"model": type(model).__name__, **{f"model.{k}": v for k, v in fields.items()},
             **config.recipe._asdict(), "epochs": config.epochs, "seed": config.seed,

@@ -10,7 +10,8 @@ the checkpoint written after every epoch ends as an uninterrupted one does.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import jax
 import numpy as np

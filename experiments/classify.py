@@ -123,7 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="barycentre rounds of the template that mixup_prealigned's INRs are aligned to")
     p.add_argument("--template-sign-aware", action="store_true",
                    help="align INRs to the template with sign flips as well (SIRENs)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
+    p.add_argument("--out", default=None,
+                   help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
     p.add_argument("--plot", action="store_true", help="write curves.png (loss and accuracy per epoch)")
     return p.parse_args(argv)
 

@@ -19,8 +19,8 @@ from experiments.cli import make_parser, run_cli
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = make_parser(__doc__)
-    parser.add_argument("--dataset", default="synthetic2d",
-                        choices=["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"])
+    parser.add_argument("--dataset", default="synthetic2d", choices=["fmnist", "mnist", "cifar10", "modelnet40",
+                                                                      "modelnet10", "synthetic2d", "synthetic3d"])
     parser.add_argument("--split", default="train", choices=["train", "test"])
     parser.add_argument("--objects", type=int, default=None, help="fit the first N objects (default: all)")
     parser.add_argument("--views", type=int, default=1, help="INRs per object, each from its own init key")

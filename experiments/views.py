@@ -45,8 +45,8 @@ RUN_FIELDS = [
     "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
     "internal_accuracy", "val_accuracy", "test_accuracy", "train_samples_per_s", "seconds",
 ]  # fmt: skip
-SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_recipe", "inr_steps", "inr_points",
-            "epochs", "equal_steps"]  # fmt: skip
+SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_recipe", "inr_steps",
+            "inr_points", "epochs", "equal_steps"]  # fmt: skip
 
 
 def int_list(text: str, minimum: int = 1) -> list[int]:
@@ -248,10 +248,11 @@ def markdown(args, rows: list[dict]) -> str:
         "| train - test |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, v, g in views_groups:
+    for _, v, g in views_groups:
         gap = [{"gap": r["train_accuracy"] - r["test_accuracy"]} for r in g]
-        lines.append(f"| {v} | {g[0]['train_inrs']} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} | {cell(g, 'internal_accuracy')} "
-                     f"| {cell(g, 'test_accuracy')} | {cell(gap, 'gap')} |")  # fmt: skip
+        lines.append(f"| {v} | {g[0]['train_inrs']} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} "
+                     f"| {cell(g, 'internal_accuracy')} | {cell(g, 'test_accuracy')} "
+                     f"| {cell(gap, 'gap')} |")  # fmt: skip
     lines += [
         "",
         f"## 3. More views or more objects ({args.budget} training INRs)",
@@ -324,8 +325,8 @@ def run(args: argparse.Namespace, out: Path) -> dict:
     """Fit or reuse the stores, train the planned runs missing from ``out``, write ``out``; ``-> results``."""
     from tqdm.auto import tqdm
 
-    from dwsjax.models import build_model, width_config
     from dwsjax.batching import on_host
+    from dwsjax.models import build_model, width_config
     from experiments.classify import load_splits
 
     out.mkdir(parents=True, exist_ok=True)

@@ -254,5 +254,8 @@ def test_a_partial_modelnet40_directory_says_it_is_no_benchmark(tmp_path, capsys
 
 
 def test_the_offline_subset_says_it_is_no_benchmark(capsys):
+    from tests.test_data import real_dir
+
+    real_dir("modelnet40", "modelnet40_normal_resampled_subset")
     classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40"]))
     assert "127 of 9843 train and 29 of 2468 test" in capsys.readouterr().out

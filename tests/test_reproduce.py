@@ -32,7 +32,8 @@ def classify_results(args):
     return {**layout, "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
             "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
             "epochs": args.epochs, "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10,
-            "train_samples_per_s": 1.0, "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe, "inr_store_psnr": 30.0}  # fmt: skip
+            "train_samples_per_s": 1.0, "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe,
+            "inr_store_psnr": 30.0}  # fmt: skip
 
 
 def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
@@ -46,7 +47,9 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
     assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
     assert [(r["train_objects"], r["epochs"]) for r in rows] == [("48", "2")] * 4
-    assert "| synthetic2d | dws | none | 1 | 48 | 2 | dwsnets-fast | dwsnets | batch, sab, head 128 | 55.0 ± 5.0 | 90.0 | 2 | — |" in table
+    row = ("| synthetic2d | dws | none | 1 | 48 | 2 | dwsnets-fast | dwsnets | batch, sab, head 128 "
+           "| 55.0 ± 5.0 | 90.0 | 2 | — |")
+    assert row in table
 
     reproduce.main(argv)
     assert len(calls) == 4, "a rerun must skip finished runs"
@@ -156,7 +159,9 @@ def test_results_csv_gains_new_columns_and_refuses_unknown_ones(tmp_path):
     append_csv_rows(path, [{"seed": 1, "acc": 0.6}], ["seed", "acc"])
     assert read_csv_rows(path) == [{"seed": "0", "acc": "0.5"}, {"seed": "1", "acc": "0.6"}]
     append_csv_rows(path, [{"seed": 2, "acc": 0.7, "loss": 1.0}], ["seed", "loss", "acc"])
-    assert read_csv_rows(path) == [{"seed": "0", "loss": "", "acc": "0.5"}, {"seed": "1", "loss": "", "acc": "0.6"},
-                                   {"seed": "2", "loss": "1.0", "acc": "0.7"}], "old rows kept, new column empty"  # fmt: skip
+    assert read_csv_rows(path) == [
+        {"seed": "0", "loss": "", "acc": "0.5"}, {"seed": "1", "loss": "", "acc": "0.6"},
+        {"seed": "2", "loss": "1.0", "acc": "0.7"},
+    ], "old rows kept, new column empty"  # fmt: skip
     with pytest.raises(ValueError, match="has columns"):
         append_csv_rows(path, [{"seed": 3, "acc": 0.8}], ["seed", "acc"])
