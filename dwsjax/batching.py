@@ -32,7 +32,16 @@ def batch_shardings() -> tuple[NamedSharding, NamedSharding]:
 
 
 def check_batch_size(batch_size: int, n: int, sharding: NamedSharding) -> None:
-    """Refuse a batch size below 1, not a multiple of the device count, or above ``n``."""
+    """Refuse a batch size below 1, not a multiple of the device count, or above ``n``.
+
+    Args:
+        batch_size: Training batch size.
+        n: Number of training INRs.
+        sharding: The batch sharding (:func:`batch_shardings`); its mesh gives the device count.
+
+    Raises:
+        ValueError: If the batch size does not suit the data or the devices.
+    """
     devices = sharding.mesh.devices.size
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size} (--batch-size)")
@@ -48,8 +57,17 @@ def shard(tree, sharding):
 
 
 def padded_batches(n: int, batch_size: int, sharding: NamedSharding):
-    """Yield ``(indices, mask)`` covering ``range(n)`` in fixed-size batches (a multiple
-    of the device count); the last batch repeats row ``n - 1`` with ``mask = 0``."""
+    """Evaluation batches covering ``range(n)``, all of one size.
+
+    Args:
+        n: Number of rows.
+        batch_size: Batch size, rounded up to a multiple of the device count.
+        sharding: The batch sharding (:func:`batch_shardings`).
+
+    Returns:
+        An iterator of ``(indices, mask)``, both ``(batch,)``: the last batch repeats row
+        ``n - 1`` with ``mask = 0``.
+    """
     devices = sharding.mesh.devices.size
     batch_size = math.ceil(batch_size / devices) * devices
     for start in range(0, n, batch_size):
@@ -58,7 +76,17 @@ def padded_batches(n: int, batch_size: int, sharding: NamedSharding):
 
 
 def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> list[np.ndarray]:
-    """Index batches of one epoch: a ``(seed, epoch)``-seeded shuffle of ``range(n)``
-    cut into ``n // batch_size`` full batches (the remainder is dropped)."""
+    """Index batches of one epoch.
+
+    Args:
+        seed: The run's seed.
+        epoch: The epoch (0-based).
+        n: Number of training INRs.
+        batch_size: Batch size.
+
+    Returns:
+        ``n // batch_size`` index arrays ``(batch_size,)``: a ``(seed, epoch)``-seeded
+        shuffle of ``range(n)`` cut into full batches (the remainder is dropped).
+    """
     order = np.random.default_rng([seed, epoch]).permutation(n)
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(n // batch_size)]

@@ -67,8 +67,17 @@ def overwrite_refused(checkpoint_dir: str | os.PathLike) -> ValueError:
 
 
 def refuse_overwrite(checkpoint_dir: str | os.PathLike, resume: bool) -> None:
-    """Raise unless ``resume`` when ``checkpoint_dir`` holds checkpoints of an earlier run
-    (CLIs call it before fitting INRs, so a wrong run directory fails at once)."""
+    """Refuse a run directory that holds checkpoints of an earlier run, unless ``resume``.
+
+    CLIs call it before fitting INRs, so a wrong run directory fails at once.
+
+    Args:
+        checkpoint_dir: The run's checkpoint directory (need not exist).
+        resume: The run continues the checkpointed one.
+
+    Raises:
+        ValueError: If ``checkpoint_dir`` holds checkpoints and not ``resume``.
+    """
     if not resume and Path(checkpoint_dir).is_dir() and Checkpointer(checkpoint_dir).latest_epoch() is not None:
         raise overwrite_refused(checkpoint_dir)
 
@@ -94,9 +103,19 @@ def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -
 
 
 def check_same_run(checkpoint_dir, saved: dict | None, current: dict) -> None:
-    """Refuse to resume a checkpoint written under another :func:`run_config`. More epochs
-    are allowed when the learning rate is constant after warmup (the schedule does not
-    depend on the run's length)."""
+    """Refuse to resume a checkpoint written under another :func:`run_config`.
+
+    More epochs are allowed when the learning rate is constant after warmup (the
+    schedule does not depend on the run's length).
+
+    Args:
+        checkpoint_dir: The run directory (named in the error).
+        saved: The checkpoint's configuration, ``None`` for one written before runs recorded it.
+        current: This run's configuration.
+
+    Raises:
+        ValueError: If the configurations differ, naming every differing entry.
+    """
     if saved is None:  # written before runs recorded their configuration
         return
     free = {"epochs"} if current.get("decay") == "constant" else set()

@@ -28,7 +28,16 @@ Step = Callable[[State, np.ndarray, jax.Array], tuple[State, dict]]
 
 
 def step_key(seed: int, epoch: int, step: int) -> jax.Array:
-    """The PRNG key of one training step, a function of ``(seed, epoch, step)`` only."""
+    """The PRNG key of one training step, a function of ``(seed, epoch, step)`` only.
+
+    Args:
+        seed: The run's seed.
+        epoch: The epoch (0-based).
+        step: The step within the epoch (0-based).
+
+    Returns:
+        ``fold_in(fold_in(key(seed), epoch), step)``.
+    """
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
 
 
