@@ -29,11 +29,12 @@ from dwsjax.files import removed_on_failure
 from dwsjax.models.dws import NORMALIZATIONS, SET_LAYERS
 from dwsjax.optim import DECAYS, MODEL_RECIPES, TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.plots import plot_curves
+from dwsjax.presets import DATASETS as PRESET_DATASETS
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from dwsjax.templates import TemplateConfig
 from experiments.cli import make_parser, run_cli
 
-DATASETS = ["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"]
+DATASETS = list(PRESET_DATASETS)  # the registry of dwsjax.presets
 DEFAULT_EPOCHS = 10
 # The augmentation paper's ModelNet40 protocol (Shamsian et al. 2024, App. B): its 3D INR recipe (dwsjax.recipes
 # "dwsnets": AdamW, lr 1e-4, 1,000 steps) and 250 epochs; taken by default when the whole official split is present.

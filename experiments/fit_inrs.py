@@ -13,14 +13,14 @@ import json
 import time
 
 from dwsjax.devices import use_all_cpu_cores
+from dwsjax.presets import DATASETS
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from experiments.cli import make_parser, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = make_parser(__doc__)
-    parser.add_argument("--dataset", default="synthetic2d",
-                        choices=["fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d"])
+    parser.add_argument("--dataset", default="synthetic2d", choices=DATASETS)
     parser.add_argument("--split", default="train", choices=["train", "test"])
     parser.add_argument("--objects", type=int, default=None, help="fit the first N objects (default: all)")
     parser.add_argument("--views", type=int, default=1, help="INRs per object, each from its own init key")

@@ -30,6 +30,7 @@ from dwsjax.fit import fit_sirens, inr_keys
 from dwsjax.inr_datasets import InrDatasetConfig
 from dwsjax.matching import align
 from dwsjax.plots import plot_image_grid, save_figure
+from dwsjax.presets import IMAGE_DATASETS
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from dwsjax.siren import render_image
 from dwsjax.weights import WeightSpace, flatten_weights
@@ -222,7 +223,7 @@ def plot_gallery(
 def parse_args(argv=None) -> argparse.Namespace:
     p = make_parser(__doc__)
     p.add_argument("--out", default="docs/figures/gallery.png", help="figure path (.png, .pdf, .svg)")
-    p.add_argument("--dataset", default="fmnist", choices=["fmnist", "mnist", "cifar10", "synthetic2d"])
+    p.add_argument("--dataset", default="fmnist", choices=IMAGE_DATASETS)
     p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES), help="INR fitting recipe")
     p.add_argument("--steps", type=int, default=None, help="INR step cap (default: the recipe's)")
     p.add_argument("--seed", type=int, default=0, help="INR initialisation and augmentation seed")

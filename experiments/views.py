@@ -38,7 +38,8 @@ from pathlib import Path
 
 from dwsjax.files import atomic_write_text, read_csv_rows, removed_on_failure
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
-from experiments.classify import DATASETS, add_training_arguments, resolved_recipe
+from dwsjax.presets import DATASETS
+from experiments.classify import add_training_arguments, resolved_recipe
 from experiments.cli import make_parser, run_cli
 
 RUN_FIELDS = [
