@@ -9,6 +9,8 @@ from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.models import build_model
 from dwsjax.optim import TrainRecipe
 from dwsjax.recipes import DEFAULT_RECIPE
+from dwsjax.run import (DEFAULT_EPOCHS, RunConfig, load_splits, resolve_protocol, run_classification,
+                        training_seconds)  # fmt: skip
 from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
 from dwsjax.weights import finite_rows, mlp_spec, unflatten_weights, weight_stats
@@ -94,14 +96,18 @@ def test_train_step_updates_batchnorm_statistics(splits):
     assert max(jax.tree.leaves(moved)) > 0
 
 
-def test_classify_cli_end_to_end(tmp_path):
+def test_classification_run_end_to_end_and_its_cli(tmp_path):
+    config = RunConfig(dataset="synthetic2d", model="dws", hidden=8, augment="translate,mixup_prealigned",
+                       train_objects=40, val_objects=20, test_objects=20, inr_steps=20, epochs=2, batch_size=20,
+                       cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"), plot=True, progress=False)  # fmt: skip
     argv = [
         "--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--augment", "translate,mixup_prealigned",
         "--train-objects", "40", "--val-objects", "20", "--test-objects", "20", "--inr-steps", "20",
         "--epochs", "2", "--batch-size", "20", "--cache-dir", str(tmp_path / "cache"),
         "--out", str(tmp_path / "run"), "--plot", "--no-progress",
     ]  # fmt: skip
-    results = classify.main(argv)
+    assert classify.config_of(classify.parse_args(argv)) == config, "the command line makes the same config"
+    results = run_classification(config)
     assert results["train_inrs"] == 40 and results["val_inrs"] == 20 and results["test_inrs"] == 20
     assert 0.0 <= results["test_accuracy"] <= 1.0
     assert results["template"]["rounds"] == 3  # the training store was template-aligned, and cached:
@@ -118,16 +124,42 @@ def test_classify_cli_end_to_end(tmp_path):
 
 
 def test_training_seconds_are_unknown_for_epochs_without_a_recorded_time():
-    assert classify.training_seconds([{"epoch_seconds": 1.5}, {"epoch_seconds": 2.0}]) == 3.5
-    assert classify.training_seconds([{"epoch": 0}, {"epoch_seconds": 2.0}]) is None, "an older checkpoint's epoch"
+    assert training_seconds([{"epoch_seconds": 1.5}, {"epoch_seconds": 2.0}]) == 3.5
+    assert training_seconds([{"epoch": 0}, {"epoch_seconds": 2.0}]) is None, "an older checkpoint's epoch"
+
+
+def test_the_cli_has_one_flag_per_config_field():
+    """Every RunConfig field is a flag of experiments.classify with the field's default; flags parse to
+    the typed config (``--no-progress`` is ``progress=False``, ``--amsgrad/--no-amsgrad`` a tri-state)."""
+    import dataclasses
+
+    parsed = vars(classify.parse_args([]))
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(parsed) - {"debug"} == (names - {"progress"}) | {"no_progress"}
+    assert classify.config_of(classify.parse_args([])) == RunConfig()
+    argv = ["--dataset", "fmnist", "--no-progress", "--no-amsgrad", "--inr-lr", "0.01", "--probe-points", "8",
+            "--set-layer", "linear", "--template-sign-aware", "--out", "x"]  # fmt: skip
+    assert classify.config_of(classify.parse_args(argv)) == RunConfig(
+        dataset="fmnist", progress=False, amsgrad=False, inr_lr=0.01, probe_points=8, set_layer="linear",
+        template_sign_aware=True, out="x")  # fmt: skip
+    with pytest.raises(SystemExit):
+        classify.parse_args(["--dataset", "imagenet"])
+
+
+def test_a_results_row_reads_back_as_its_typed_config():
+    row = {"dataset": "fmnist", "model": "dws", "views": "1", "seed": "2", "epochs": "40", "head_hidden": "128",
+           "normalization": "", "probe_points": "", "lr": "0.005", "test_accuracy": "0.5", "amsgrad": "False"}
+    config = RunConfig.from_row(row)
+    assert (config.seed, config.epochs, config.head_hidden, config.lr, config.amsgrad) == (2, 40, 128, 0.005, False)
+    assert config.normalization is None and config.probe_points == 0, "empty cells: None, or the field's default"
+    assert config.key()[:6] == ("fmnist", "dws", "none", 1, 2, None)
 
 
 def test_runs_of_different_view_counts_share_one_store(tmp_path):
-    def splits_of(views, store_views="2"):
-        argv = ["--dataset", "synthetic2d", "--views", str(views), "--store-views", store_views,
-                "--train-objects", "12", "--val-objects", "4", "--test-objects", "4", "--inr-steps", "20",
-                "--cache-dir", str(tmp_path), "--no-progress"]  # fmt: skip
-        return classify.load_splits(classify.parse_args(argv))
+    def splits_of(views, store_views=2):
+        return load_splits(RunConfig(dataset="synthetic2d", views=views, store_views=store_views, train_objects=12,
+                                     val_objects=4, test_objects=4, inr_steps=20, cache_dir=str(tmp_path),
+                                     progress=False))  # fmt: skip
 
     one, _, _, _ = splits_of(1)
     two, val, _, _ = splits_of(2)
@@ -135,7 +167,7 @@ def test_runs_of_different_view_counts_share_one_store(tmp_path):
     assert (len(one.labels), len(two.labels), len(val.labels)) == (12, 24, 4)
     np.testing.assert_array_equal(one.weights.weights[0], select(two, two.view_ids == 0).weights.weights[0])
     with pytest.raises(ValueError, match="--store-views 1 is fewer than --views 2"):
-        splits_of(2, store_views="1")
+        splits_of(2, store_views=1)
 
 TINY = mlp_spec(2, 4, 1)
 
@@ -233,19 +265,20 @@ def full_modelnet40_layout(root, points: int = 32):
 
 def test_a_full_modelnet40_directory_runs_the_papers_protocol(tmp_path, capsys):
     full_modelnet40_layout(tmp_path)
-    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
-    assert (args.epochs, args.inr_recipe) == (250, "dwsnets")
+    config = resolve_protocol(RunConfig(dataset="modelnet40", data_dir=str(tmp_path)))
+    assert (config.epochs, config.inr_recipe) == (250, "dwsnets")
     assert "no benchmark" not in capsys.readouterr().out
-    given = classify.resolve_protocol(classify.parse_args(
-        ["--dataset", "modelnet40", "--data-dir", str(tmp_path), "--epochs", "3"]))  # fmt: skip
+    given = resolve_protocol(RunConfig(dataset="modelnet40", data_dir=str(tmp_path), epochs=3))
     assert (given.epochs, given.inr_recipe) == (3, "dwsnets")
+    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
+    assert (args.epochs, args.inr_recipe) == (250, "dwsnets"), "the flags of experiments.ssl resolve alike"
 
 
 def test_a_partial_modelnet40_directory_says_it_is_no_benchmark(tmp_path, capsys):
     directory = full_modelnet40_layout(tmp_path)
     (directory / "class07" / "class07_0002.txt").unlink()
-    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
-    assert (args.epochs, args.inr_recipe) == (classify.DEFAULT_EPOCHS, DEFAULT_RECIPE)
+    config = resolve_protocol(RunConfig(dataset="modelnet40", data_dir=str(tmp_path)))
+    assert (config.epochs, config.inr_recipe) == (DEFAULT_EPOCHS, DEFAULT_RECIPE)
     note = capsys.readouterr().out.strip()
     assert len(note.splitlines()) == 1
     assert "40 of 40 train and 39 of 40 test" in note and "no benchmark" in note
@@ -253,5 +286,5 @@ def test_a_partial_modelnet40_directory_says_it_is_no_benchmark(tmp_path, capsys
 
 
 def test_the_offline_subset_says_it_is_no_benchmark(capsys):
-    classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40"]))
+    resolve_protocol(RunConfig(dataset="modelnet40"))
     assert "127 of 9843 train and 29 of 2468 test" in capsys.readouterr().out
