@@ -57,10 +57,11 @@ def test_help_keeps_the_usage_examples_and_shows_numeric_defaults(capsys):
         fit_inrs.parse_args(["--help"])
     text = capsys.readouterr().out
     assert "--objects 1024 \\\n        --views 2" in text
+    assert "--inr-steps INR_STEPS INR step cap" in " ".join(text.split()) and "--steps" not in text.split("options:")[1]
     with pytest.raises(SystemExit):
         classify.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--epochs EPOCHS (default: 10)" in text and "--seed SEED training seed (INRs are fitted with seed 0) " \
+    assert "--epochs EPOCHS default: 10, or the paper's protocol" in text and "--seed SEED training seed (INRs are fitted with seed 0) " \
         "(default: 0)" in text  # fmt: skip
 
 
