@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from dwsjax.presets import DATASETS
+# Re-exported for experiments.ssl, experiments.function_probe and older callers: they live in dwsjax.run now.
 from dwsjax.run import (DEFAULT_EPOCHS, PAPER_MODELNET40, RunConfig, check_object_counts, dws_config,  # noqa: F401
                         failed_fits_hint, modelnet40_subset_note, probe_config, protocol_defaults,
                         resolved_recipe, run_classification, store_dir, template_aligned_if_needed,
