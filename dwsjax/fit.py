@@ -39,7 +39,19 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # PyTorch's (and optax's) Adam de
 
 class FitConfig(NamedTuple):
     """How INRs are fitted: at most ``steps`` Adam steps each, or until ``target_psnr``
-    (``None``: no early stopping). Usually built from a recipe, :meth:`from_recipe`."""
+    (``None``: no early stopping). Usually built from a recipe, :meth:`from_recipe`.
+
+    Attributes:
+        spec: SIREN architecture.
+        steps: Step cap per INR.
+        learning_rate: Adam's learning rate.
+        w0: Frequency factor of the sine layers.
+        init_scheme: ``"dwsnets"`` or ``"sitzmann"`` (:func:`dwsjax.siren.siren_init`).
+        output_offset: Constant ``c`` of ``y = f(x) + c``: INRs fit ``targets - c``.
+        target_psnr: PSNR in dB at which an INR stops; ``None``: never.
+        data_range: Range of the targets in the PSNR (1 for images in ``[0, 1]``).
+        chunk_size: INRs that step together on one device (slots).
+    """
 
     spec: MLPSpec
     steps: int = 500
@@ -55,7 +67,18 @@ class FitConfig(NamedTuple):
     @classmethod
     def from_recipe(
         cls, spec: MLPSpec, recipe: FitRecipe, data_range: float = 1.0, chunk_size: int = 8
-    ) -> "FitConfig":
+    ) -> FitConfig:
+        """The fit configuration of a named recipe (:func:`dwsjax.recipes.fit_recipe`).
+
+        Args:
+            spec: SIREN architecture.
+            recipe: Init scheme, output offset, learning rate, step cap and target PSNR.
+            data_range: Range of the targets in the PSNR.
+            chunk_size: INRs that step together on one device.
+
+        Returns:
+            The :class:`FitConfig`; override a field with ``config._replace(steps=...)``.
+        """
         return cls(spec, steps=recipe.steps, learning_rate=recipe.learning_rate, init_scheme=recipe.init,
                    output_offset=recipe.output_offset, target_psnr=recipe.target_psnr,
                    data_range=data_range, chunk_size=chunk_size, weight_decay=recipe.weight_decay)  # fmt: skip
@@ -68,12 +91,19 @@ class FitConfig(NamedTuple):
         return fields
 
     @classmethod
-    def from_json(cls, d: dict) -> "FitConfig":
+    def from_json(cls, d: dict) -> FitConfig:
         return cls(**{**d, "spec": MLPSpec(tuple(d["spec"]))})
 
 
 class FitResult(NamedTuple):
-    """Fitted weights (batch ``(N,)``) and per-INR final ``mse``, ``psnr`` and Adam ``steps``."""
+    """What :func:`fit_sirens` returns: fitted weights and per-INR results.
+
+    Attributes:
+        weights: Fitted SIRENs, batch shape ``(N,)``.
+        mse: ``(N,)`` final MSE against ``targets - output_offset``.
+        psnr: ``(N,)`` final PSNR in dB, ``10 log10(data_range^2 / mse)``.
+        steps: ``(N,)`` Adam steps taken.
+    """
 
     weights: WeightSpace
     mse: jax.Array
@@ -85,12 +115,24 @@ SPLIT_KEY_STREAMS = {"train": 0, "test": 1}
 
 
 def inr_keys(seed: int, object_ids: np.ndarray, views: np.ndarray, split: str = "train") -> jax.Array:
-    """One key per INR: ``fold_in(fold_in(fold_in(key(seed), split), object_id), view)``; shapes ``(N,)``.
+    """One PRNG key per INR: ``fold_in(fold_in(fold_in(key(seed), split), object_id), view)``.
 
     The split is part of the key: object ``i`` of the test split must not start from
     the same weights as object ``i`` of the train split (after a short fit an INR still
     correlates strongly with its init, so shared inits would tie test INRs to
     training INRs, and on datasets whose labels follow the index, leak the label).
+
+    Args:
+        seed: Base seed.
+        object_ids: ``(N,)`` non-negative object ids (index in the official split order).
+        views: ``(N,)`` view index of each INR (several INRs of one object differ by view).
+        split: ``"train"`` or ``"test"``.
+
+    Returns:
+        ``(N,)`` typed PRNG keys, each a function of ``(seed, split, object_id, view)`` alone.
+
+    Raises:
+        ValueError: If ``split`` is unknown.
     """
     if split not in SPLIT_KEY_STREAMS:
         raise ValueError(f"split must be one of {sorted(SPLIT_KEY_STREAMS)}, got {split!r}")
@@ -235,9 +277,22 @@ def fit_sirens(
 ) -> FitResult:
     """Fit one SIREN per key to its target.
 
-    ``keys`` ``(N,)`` (see :func:`inr_keys`); ``coords`` ``(P, d_0)`` shared or
-    ``(N, P, d_0)`` per INR; ``targets`` ``(N, P, d_L)``. INRs are padded to a
-    multiple of the device count; padding is dropped from the result.
+    INR ``n`` starts from ``siren_init(keys[n])`` and minimises
+    ``MSE_n = mean_{p,c} (f(x_p; theta_n) + output_offset - y_{n,p,c})^2`` with its own
+    Adam, until ``config.target_psnr`` or ``config.steps`` (:mod:`dwsjax.fit`).
+    INRs are padded to a multiple of the device count; padding is dropped from the result.
+
+    Args:
+        keys: ``(N,)`` PRNG keys (:func:`inr_keys`, or ``jax.random.split(key, N)``).
+        coords: ``(P, d_0)`` coordinates shared by all INRs, or ``(N, P, d_0)`` per INR.
+        targets: ``(N, P, d_L)`` values at the coordinates.
+        config: The fit settings (:meth:`FitConfig.from_recipe`).
+
+    Returns:
+        :class:`FitResult` with weights of batch shape ``(N,)`` and per-INR ``mse``, ``psnr``, ``steps``.
+
+    Raises:
+        ValueError: If the shapes of ``coords`` or ``targets`` do not fit ``config.spec`` or ``N``.
     """
     n = keys.shape[0]
     spec = config.spec

@@ -11,11 +11,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dwsjax.data import FitTargets, load_targets
-from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.files import removed_on_failure
+from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
-from dwsjax.shape_quality import shape_quality
 from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
+from dwsjax.shape_quality import shape_quality
 from dwsjax.store import MANIFEST, InrStore, fit_status
 from dwsjax.weights import flatten_weights
 
@@ -27,6 +27,19 @@ class InrDatasetConfig(NamedTuple):
 
     ``recipe`` names a :mod:`dwsjax.recipes` fitting recipe; ``steps``,
     ``learning_rate`` and ``target_psnr`` override its values when not ``None``.
+
+    Attributes:
+        dataset: A dataset of :func:`dwsjax.data.load_targets` (``"fmnist"``, ``"synthetic2d"``, ...);
+            its preset (:mod:`dwsjax.presets`) gives the SIREN architecture.
+        split: ``"train"`` or ``"test"``.
+        views: INRs per object, fitted from different inits.
+        seed: Seed of the inits (:func:`dwsjax.fit.inr_keys`) and of 3D point sampling.
+        recipe: Fitting recipe name (:data:`dwsjax.recipes.RECIPES`).
+        steps: Overrides the recipe's step cap.
+        learning_rate: Overrides the recipe's learning rate.
+        target_psnr: Overrides the recipe's early-stopping PSNR.
+        shard_objects: Objects per shard file.
+        n_points: Sampled locations per 3D shape.
     """
 
     dataset: str
@@ -41,6 +54,17 @@ class InrDatasetConfig(NamedTuple):
     n_points: int = 4096
 
     def fit_config(self, chunk_size: int = 8) -> FitConfig:
+        """The :class:`dwsjax.fit.FitConfig` these settings fit with.
+
+        Args:
+            chunk_size: INRs that step together on one device.
+
+        Returns:
+            The dataset preset's architecture and data range with the recipe and its overrides.
+
+        Raises:
+            ValueError: If the dataset or recipe is unknown.
+        """
         p = preset(self.dataset)
         recipe = fit_recipe(self.recipe, p.kind)
         overrides = {"steps": self.steps, "learning_rate": self.learning_rate, "target_psnr": self.target_psnr}
@@ -124,6 +148,22 @@ def build_inr_store(
     soon as it is fitted and reused by a rerun, so a kill loses at most
     ``PART_OBJECTS * views`` fitted INRs. A failed call that created the store
     directory and fitted nothing removes it again.
+
+    Args:
+        out_dir: The store's directory (created if absent).
+        config: Dataset, split, views, seed and fitting recipe: the store's identity.
+        objects: Fit the first ``objects`` objects of the split (default: all).
+        data_dir: Dataset root (default: ``$DWSJAX_DATA_DIR``; :func:`dwsjax.data.load_targets`).
+        chunk_size: INRs that step together on one device.
+        progress: Show a progress bar.
+
+    Returns:
+        The :class:`InrStore`; ``store.load()`` gives its INRs as an :class:`InrBatch`.
+
+    Raises:
+        ValueError: If ``views < 1``, the store at ``out_dir`` has another identity, or the
+            dataset or recipe is unknown.
+        FileNotFoundError: If the dataset's files are missing.
     """
     if config.views < 1:
         raise ValueError(f"views must be >= 1, got {config.views}")

@@ -211,7 +211,7 @@ SOLVERS = {"jax": _jax_solve, "scipy": _host_scipy_solve}
 
 def resolve_solver(solver: str = "auto") -> str:
     """``"jax"`` (the jittable Hungarian of :mod:`dwsjax.assignment`, for GPU/TPU) or ``"scipy"``
-    (a host callback, about 4x faster on this CPU, see ``experiments.bench_augment``);
+    (a host callback, the faster one on CPU, see ``experiments.bench_augment``);
     ``"auto"`` picks scipy on the CPU backend and JAX elsewhere."""
     if solver == "auto":
         return "scipy" if jax.default_backend() == "cpu" else "jax"
@@ -244,6 +244,22 @@ def weight_matching(
     the identity's. ``sign_aware=True`` also flips neurons (SIRENs: sine is odd).
     Jittable on one pair: jit it and vmap over pairs. ``solver`` picks the
     assignment solver (:func:`resolve_solver`; results agree up to ties).
+
+    Args:
+        ws_a: The reference network (unbatched).
+        ws_b: The network to align, of ``ws_a``'s architecture.
+        max_sweeps: Largest number of coordinate-descent sweeps over the hidden layers.
+        sign_aware: Also flip neurons' signs (signed permutations; for odd activations such as sine).
+        include_biases: Include the biases in the objective.
+        solver: ``"auto"``, ``"jax"`` or ``"scipy"`` (:func:`resolve_solver`).
+
+    Returns:
+        :class:`Alignment`: ``perms[k]`` and ``signs[k]`` ``(d_k,)`` per hidden layer (neuron ``i``
+        of the aligned network is ``signs[k][i]`` times neuron ``perms[k][i]`` of ``ws_b``), the
+        ``objective`` ``<ws_a, aligned ws_b>`` and the ``sweeps`` run. :func:`align` applies it.
+
+    Raises:
+        ValueError: If the architectures differ or ``solver`` is unknown.
     """
     pspec = mlp_permutation_spec(check_same_spec(ws_a, ws_b, "weight matching"))
     solve = SOLVERS[resolve_solver(solver)]
@@ -298,6 +314,19 @@ def weight_matching_scipy(
 
 
 def align(ws_a: WeightSpace, ws_b: WeightSpace, **kwargs) -> WeightSpace:
-    """``ws_b`` with :func:`weight_matching`'s (signed) permutations applied."""
+    """``ws_b`` aligned to ``ws_a``: :func:`weight_matching`'s (signed) permutations applied.
+
+    Args:
+        ws_a: The reference network (unbatched).
+        ws_b: The network to align, of ``ws_a``'s architecture.
+        **kwargs: Options of :func:`weight_matching` (``max_sweeps``, ``sign_aware``, ``solver``, ...).
+
+    Returns:
+        The weight space of the same function as ``ws_b``, its hidden neurons reordered
+        (and, if ``sign_aware``, negated) to match ``ws_a``'s.
+
+    Raises:
+        ValueError: If the architectures differ.
+    """
     result = weight_matching(ws_a, ws_b, **kwargs)
     return permute_neurons(ws_b, mlp_permutation_spec(spec_of(ws_a)), result.perms, result.signs)

@@ -7,17 +7,16 @@ with; :data:`MODEL_RECIPES` names each model's default. Sources:
   or clipping: DWSNets ``experiments/mnist/trainer.py`` (lr 5e-3,
   ``optim=adamw`` with ``amsgrad=True, weight_decay=5e-4``); the augmentation
   paper (Shamsian et al. 2024, App. D) trains DWS with lr 5e-3. The batch is 64,
-  not the trainer's 512 (set for ~45,000 INRs): on 2,000 Fashion-MNIST INRs 512
-  leaves 3 steps per epoch and 39.8 % test accuracy after 40 epochs against
-  44.2 ± 0.4 % at 64 (the linear, unnormalised DWS-32; README, "Training recipes").
+  not the trainer's 512 (set for ~45,000 INRs, too few steps per epoch on a few
+  thousand INRs; see ``docs/recipes.md``).
 * ``neural-graphs`` (relational transformer): AdamW with AMSGrad, lr 1e-3,
   weight decay 5e-4, 1,000-step linear warmup then constant, gradient clipping
   at global norm 10, dropout 0.2, batch 128: neural-graphs
   ``experiments/inr_classification/configs/base.yaml`` and
   ``scripts/fmnist_cls_rt.sh``; the augmentation paper's appendix (lr 1e-3,
   1,000 warmup steps).
-* ``constant``: AdamW, lr 1e-3, weight decay 5e-4, batch 64, nothing else:
-  this library's earlier protocol (the committed ``sitzmann`` tables).
+* ``constant``: AdamW, lr 1e-3, weight decay 5e-4, batch 64, nothing else
+  (the default of the flat MLP and the neuron transformer baselines).
 
 AMSGrad is PyTorch's (:func:`scale_by_pytorch_amsgrad`), the one both
 reference trainers call; optax's ``scale_by_amsgrad`` differs in its first
@@ -41,6 +40,20 @@ DECAYS = ("constant", "cosine")
 
 
 class TrainRecipe(NamedTuple):
+    """How a model is optimised: AdamW (or PyTorch's AMSGrad) with a warmup/decay schedule.
+
+    Attributes:
+        learning_rate: Peak learning rate, reached after ``warmup_steps``.
+        weight_decay: Decoupled weight decay, scaled by the scheduled learning rate (as PyTorch's AdamW).
+        batch_size: Training batch size.
+        warmup_steps: Linear warmup: step ``t`` (from 0) uses ``lr * min(1, (t + 1) / warmup_steps)``.
+        decay: ``"constant"`` or ``"cosine"`` (to 0 at the last step; :func:`learning_rate_schedule`).
+        clip_norm: Clip gradients to this global norm first; ``0``: no clipping.
+        amsgrad: Use PyTorch's AMSGrad (:func:`scale_by_pytorch_amsgrad`) instead of Adam.
+        dropout: The model's dropout rate; pass it on with ``build_model(..., dropout=recipe.dropout)``
+            (the experiment scripts do; the optimiser does not use it).
+    """
+
     learning_rate: float
     weight_decay: float = 5e-4
     batch_size: int = 64
@@ -57,10 +70,23 @@ TRAIN_RECIPES: dict[str, TrainRecipe] = {
                                  amsgrad=True, dropout=0.2),  # fmt: skip
     "constant": TrainRecipe(learning_rate=1e-3),
 }
+"""Training recipes by name (sources: :mod:`dwsjax.optim`)."""
 MODEL_RECIPES = {"dws": "dwsnets", "gnn": "neural-graphs", "mlp": "constant", "transformer": "constant"}
 
 
 def train_recipe(name: str) -> TrainRecipe:
+    """The training recipe ``name``.
+
+    Args:
+        name: A key of :data:`TRAIN_RECIPES`: ``"dwsnets"``, ``"neural-graphs"`` or ``"constant"``.
+
+    Returns:
+        The :class:`TrainRecipe`; ``TrainConfig(recipe, epochs=...)`` (:class:`dwsjax.train.TrainConfig`)
+        trains with it, and ``recipe._replace(learning_rate=...)`` overrides a field.
+
+    Raises:
+        ValueError: If ``name`` is not a training recipe.
+    """
     if name not in TRAIN_RECIPES:
         raise ValueError(f"unknown training recipe {name!r}; choose one of {sorted(TRAIN_RECIPES)}")
     return TRAIN_RECIPES[name]
@@ -123,7 +149,7 @@ def scale_by_pytorch_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e
     return optax.GradientTransformation(init, update)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def optimizer(learning_rate: float, weight_decay: float, warmup_steps: int = 0, decay: str = "constant",
               total_steps: int | None = None, clip_norm: float = 0.0,
               amsgrad: bool = False) -> optax.GradientTransformation:  # fmt: skip

@@ -11,18 +11,12 @@ fitted with in its identity, so INRs of different recipes never mix.
   ``nn/inr.py``: DWSNets init, zero biases, ``y = f(x) + 0.5``, Adam at lr 5e-4
   for up to 10,000 steps, stopping an INR at 40 dB PSNR.
 - ``dwsnets-fast`` (the default): the same init and offset, Adam at lr 1e-3 for
-  up to 2,000 steps (40 dB early stop), a fifth of the exact recipe's step cap.
-  Chosen by ``experiments.fit_schedules`` (``results/fit-schedules.md``): of the
-  schedules tried, the cheapest whose INRs classify as well as those of lr 5e-4
-  for 2,000 steps (DWS-32, 43.3 ± 0.9 % vs 42.5 ± 0.1 %, 2 seeds) with every
-  layer's weight std within 1.6x of the reference dataset's; the 1,000-step
-  schedules (lr 2e-3, 3e-3) cost 3-5 points. Measured later, the exact recipe
-  (35.4 against 25.6 dB, weight stds within 3 % of the reference dataset's) is
-  worth +3.5 points to the unaugmented DWS-32 at 5x the fitting time (README,
-  "INR fitting recipes"): this default trades accuracy for cost, and every
-  published table of the README was measured on it.
+  up to 2,000 steps (40 dB early stop), a fifth of the exact recipe's step cap:
+  cheaper INRs of the same init, chosen with ``experiments.fit_schedules``.
+  How its INRs and classifiers compare with the exact recipe's: see
+  ``docs/recipes.md``.
 - ``sitzmann``: Sitzmann init with random biases, no offset, Adam at lr 1e-3 for
-  500 steps: what dwsjax used before; its INRs hide the class (README).
+  500 steps (Sitzmann et al. 2020).
 
 3D shapes (SDF/UDF, SIREN 3-32-32-32-32-1) have a variant of their own under
 each name, with no output offset (distances are centred near zero) and no
@@ -43,8 +37,16 @@ from typing import NamedTuple
 
 
 class FitRecipe(NamedTuple):
-    """Init scheme, output offset ``c``, Adam learning rate and step cap, early-stopping PSNR
-    (``None``: none) and decoupled weight decay (``> 0``: AdamW)."""
+    """How one kind of INR is initialised and fitted (the values of :data:`RECIPES`).
+
+    Attributes:
+        init: SIREN init scheme, ``"dwsnets"`` or ``"sitzmann"`` (:func:`dwsjax.siren.siren_init`).
+        output_offset: Constant ``c`` the SIREN adds to its output, ``y = f(x) + c``.
+        learning_rate: Adam's (or AdamW's) learning rate.
+        steps: Step cap per INR.
+        target_psnr: PSNR in dB at which an INR stops early; ``None``: never.
+        weight_decay: Decoupled weight decay ``lambda``; ``> 0`` makes Adam AdamW (PyTorch's form).
+    """
 
     init: str
     output_offset: float
@@ -70,11 +72,23 @@ RECIPES: dict[str, dict[str, FitRecipe]] = {
         "shape": FitRecipe("sitzmann", learning_rate=1e-3, steps=1000, **_SHAPE),
     },
 }
+"""Fitting recipes by name, each with an ``"image"`` and a ``"shape"`` variant (see :mod:`dwsjax.recipes`)."""
 DEFAULT_RECIPE = "dwsnets-fast"
 
 
 def fit_recipe(name: str, kind: str) -> FitRecipe:
-    """The ``kind`` (``"image"`` or ``"shape"``) variant of recipe ``name``."""
+    """The ``kind`` variant of fitting recipe ``name``.
+
+    Args:
+        name: A key of :data:`RECIPES`: ``"dwsnets"``, ``"dwsnets-fast"`` or ``"sitzmann"``.
+        kind: ``"image"`` or ``"shape"`` (SDF/UDF INRs).
+
+    Returns:
+        The :class:`FitRecipe`; :meth:`dwsjax.fit.FitConfig.from_recipe` turns it into a fit configuration.
+
+    Raises:
+        ValueError: If ``name`` is not a recipe or has no ``kind`` variant.
+    """
     if name not in RECIPES:
         raise ValueError(f"unknown INR recipe {name!r}; choose one of {', '.join(RECIPES)}")
     if kind not in RECIPES[name]:

@@ -117,7 +117,20 @@ class SimCLRModel(nn.Module):
 
 
 def simclr_model(backbone: nn.Module, projection_hidden: int = 128, projection_dim: int = 64) -> SimCLRModel:
-    """Wrap a classifier that has a ``features(ws, train) -> (B, F)`` method."""
+    """The SimCLR model of a backbone: ``z = g(f(ws))``, a projection head ``g`` on its features ``f``.
+
+    Args:
+        backbone: A classifier with a ``features(ws, train) -> (B, F)`` method (the ``dws`` model,
+            :meth:`dwsjax.models.DWSClassifier.features`), built without BatchNorm.
+        projection_hidden: Hidden width of the projection head.
+        projection_dim: Output width of the projection head.
+
+    Returns:
+        The :class:`SimCLRModel`, weight spaces ``(B, ...)`` -> ``(B, projection_dim)``.
+
+    Raises:
+        ValueError: If ``backbone`` has no ``features`` method.
+    """
     if not callable(getattr(backbone, "features", None)):
         raise ValueError(f"{type(backbone).__name__} has no features() method to pre-train; use the dws model")
     return SimCLRModel(backbone, projection_hidden, projection_dim)
@@ -162,12 +175,36 @@ def pretrain_simclr(
     progress: bool = True,
     stop_after_epochs: int | None = None,
 ) -> tuple[dict, dict]:
-    """Pre-train on ``train.weights`` (labels unused): ``-> (params, history)``.
+    """SimCLR pre-training (Shamsian et al. 2024, Sec. 5.4) on ``train.weights``; labels unused.
 
-    ``params`` are the last epoch's ``{"backbone", "projection"}``; ``history``
-    has per-epoch ``loss``, ``contrastive_accuracy`` and ``samples_per_s``. One
-    orbax checkpoint per epoch; ``resume`` continues the run in ``checkpoint_dir``
-    and, like :func:`train_classifier`, gives the same result as an unbroken run.
+    Every step draws two views of each INR from ``augment`` and minimises NT-Xent
+    (:func:`nt_xent`, SimCLR Eq. 1, Chen et al. 2020) of their projections ``z``:
+    ``mean_k -log(exp(s_{k,p(k)} / tau) / sum_{j != k} exp(s_{kj} / tau))`` over all
+    ``2B`` views ``k`` with positive ``p(k)`` (the other view of the same INR) and cosine similarity ``s``.
+    One orbax checkpoint per epoch; ``resume`` continues the run in ``checkpoint_dir``
+    and, like :func:`dwsjax.train.train_classifier`, gives the same result as an unbroken run.
+
+    Args:
+        model: The SimCLR model (:func:`simclr_model`).
+        train: INRs to pre-train on.
+        config: Optimiser recipe, epochs, seed (:class:`dwsjax.train.TrainConfig`).
+        augment: The augmentation pipeline the views are drawn from (:func:`dwsjax.augment.build_pipeline`).
+        temperature: NT-Xent temperature ``tau``.
+        stats: Normalisation statistics (default: those of ``train``).
+        checkpoint_dir: Write an orbax checkpoint there after every epoch (default: none).
+        resume: Continue from the latest checkpoint in ``checkpoint_dir``.
+        progress: Show a progress bar.
+        stop_after_epochs: End after this many epochs of this call (tests).
+
+    Returns:
+        ``(params, history)``: the last epoch's ``{"backbone", "projection"}`` parameters
+        (``params["backbone"]`` initialises a classifier through ``train_classifier(init_params=...)``)
+        and a history with per-epoch ``loss``, ``contrastive_accuracy`` and ``samples_per_s``.
+
+    Raises:
+        ValueError: If ``augment`` is ``None``, ``temperature <= 0``, the backbone has BatchNorm, the
+            batch size does not suit the data or devices, ``train`` has non-finite weights, or
+            ``checkpoint_dir`` holds another run.
     """
     if augment is None:
         raise ValueError("SimCLR needs an augmentation pipeline: without one both views are identical")

@@ -29,8 +29,9 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -83,7 +84,14 @@ def write_npz(path: Path, columns: dict[str, np.ndarray]) -> str:
 
 
 class InrBatch(NamedTuple):
-    """Weight spaces with batch shape ``(n,)`` and their per-INR records."""
+    """A set of ``n`` INRs: weight spaces with batch shape ``(n,)`` and their per-INR records.
+
+    Attributes:
+        weights: The INRs' :class:`WeightSpace`, batch shape ``(n,)``.
+        labels: ``(n,)`` integer class labels.
+        object_ids: ``(n,)`` index of each INR's object in the official split order.
+        view_ids: ``(n,)`` view of each INR (INRs of one object fitted from different inits).
+    """
 
     weights: WeightSpace
     labels: np.ndarray
@@ -122,14 +130,33 @@ def fit_status(mse: np.ndarray, target_variance: np.ndarray) -> np.ndarray:
 
 
 class InrStore:
-    """A directory of fitted INR shards. Open with :meth:`create_or_resume` or :meth:`open`."""
+    """A directory of fitted INR shards (layout: see :mod:`dwsjax.store`).
+
+    Open with :meth:`open`, or build (and resume building) with
+    :func:`dwsjax.inr_datasets.build_inr_store`; :meth:`load` reads the INRs.
+    ``identity`` holds what decides the content (dataset, split, fit settings,
+    seed, views), ``spec`` the INRs' architecture and ``output_offset`` the
+    constant they add to their output.
+    """
 
     def __init__(self, root: Path, manifest: dict):
         self.root = Path(root)
         self.manifest = manifest
 
     @classmethod
-    def open(cls, root: str | os.PathLike) -> "InrStore":
+    def open(cls, root: str | os.PathLike) -> InrStore:
+        """Open an existing store.
+
+        Args:
+            root: The store's directory.
+
+        Returns:
+            The :class:`InrStore`.
+
+        Raises:
+            FileNotFoundError: If ``root`` holds no store manifest.
+            ValueError: If the manifest is corrupt or of another format version.
+        """
         root = Path(root)
         path = root / MANIFEST
         if not path.exists():
@@ -146,11 +173,18 @@ class InrStore:
         return cls(root, manifest)
 
     @classmethod
-    def create_or_resume(cls, root: str | os.PathLike, identity: dict) -> "InrStore":
+    def create_or_resume(cls, root: str | os.PathLike, identity: dict) -> InrStore:
         """Open the store at ``root`` if its identity equals ``identity``; create it if absent.
 
-        ``identity`` is JSON-able and must contain ``spec`` (layer widths),
-        ``views`` and ``shard_objects``. A different identity is an error.
+        Args:
+            root: The store's directory.
+            identity: JSON-able; must contain ``spec`` (layer widths), ``views`` and ``shard_objects``.
+
+        Returns:
+            The :class:`InrStore`, empty if it was created.
+
+        Raises:
+            ValueError: If the store at ``root`` has a different identity.
         """
         root = Path(root)
         identity = json.loads(json.dumps(identity))
@@ -311,7 +345,19 @@ class InrStore:
         return summary
 
     def load(self, views: int | None = None, include_failed: bool = False) -> InrBatch:
-        """All stored INRs (of the first ``views`` views per object) as one batch."""
+        """All stored INRs as one batch.
+
+        Args:
+            views: Keep the first ``views`` views of every object (default: all).
+            include_failed: Keep INRs whose fit produced NaNs or diverged (status not ``"ok"``).
+
+        Returns:
+            :class:`InrBatch` of the INRs in shard order (object-major), weights as JAX arrays.
+
+        Raises:
+            ValueError: If the store has no shards yet or fewer than ``views`` views.
+            DamagedShardError: If a shard file is missing, changed or unreadable.
+        """
         if not self.manifest["shards"]:
             raise ValueError(f"the INR store at {self.root} has no fitted shards yet")
         parts = [self.read_shard(i) for i in self.done_shards()]

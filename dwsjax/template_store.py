@@ -176,7 +176,21 @@ def align_store(
     ``stop_after`` ends this call after that many rounds and shards and returns
     ``None`` (to simulate a killed job in tests). ``solver`` (see
     :func:`dwsjax.matching.resolve_solver`) is not part of the identity: solvers
-    agree up to ties.
+    agree up to ties. The result is cached in the store's ``templates/`` directory.
+
+    Args:
+        store: The INR store whose INRs to align.
+        config: Barycentre rounds, template INRs, sign-awareness, sweeps.
+        solver: Assignment solver, ``"auto"``, ``"jax"`` or ``"scipy"``.
+        progress: Show a progress bar.
+        stop_after: End after this many rounds and shards (tests).
+
+    Returns:
+        :class:`StoreAlignment`: the template and every INR's signed permutations, by
+        ``(object id, view id)``; or ``None`` if ``stop_after`` ended the call first.
+
+    Raises:
+        ValueError: If ``config`` is out of range or no INR has finite weights.
     """
     identity = template_identity(store, config)
     root = template_dir(store, config)
@@ -230,5 +244,23 @@ def template_aligned(
     batch: InrBatch, store: InrStore, config: TemplateConfig = TemplateConfig(), solver: str = "auto",
     progress: bool = True,
 ) -> InrBatch:  # fmt: skip
-    """``batch`` (INRs of ``store``) aligned to the store's template, computing and caching it if needed."""
+    """``batch`` aligned to the template of ``store``, computing and caching the alignment if needed.
+
+    Every INR ``i`` becomes ``pi_i(ws_i)`` with ``pi_i = argmax_pi <T, pi(ws_i)>``: the same
+    function in the template's neuron order (:mod:`dwsjax.templates`), so that two
+    aligned INRs can be mixed by plain interpolation (:func:`dwsjax.augment.mixup_prealigned`).
+
+    Args:
+        batch: INRs of ``store`` (e.g. ``store.load()`` or a subset).
+        store: The INR store whose template to use (:func:`align_store`).
+        config: Barycentre rounds, template INRs, sign-awareness, sweeps.
+        solver: Assignment solver, ``"auto"``, ``"jax"`` or ``"scipy"``.
+        progress: Show a progress bar.
+
+    Returns:
+        The :class:`InrBatch` with every INR's weights aligned; labels and ids unchanged.
+
+    Raises:
+        ValueError: If ``batch`` holds INRs that are not in ``store``.
+    """
     return apply_alignment(batch, align_store(store, config, solver, progress))

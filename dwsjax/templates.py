@@ -31,15 +31,21 @@ from dwsjax.weights import WeightSpace, batch_size, finite_rows, spec_of
 
 
 class TemplateConfig(NamedTuple):
-    """What decides a template alignment (its identity): barycentre ``rounds`` over the
-    first ``template_inrs`` INRs, sign-aware matching (SIRENs), coordinate-descent sweeps."""
+    """What decides a template alignment (its identity).
+
+    Attributes:
+        rounds: Barycentre rounds ``T_{r+1} = mean_i pi_i^r(ws_i)`` (see :mod:`dwsjax.templates`).
+        template_inrs: The template is the barycentre of the first ``template_inrs`` INRs.
+        sign_aware: Signed permutations (SIRENs: sine is odd).
+        max_sweeps: Coordinate-descent sweeps of every weight matching.
+    """
 
     rounds: int = 3
     template_inrs: int = 1024
     sign_aware: bool = False
     max_sweeps: int = 10
 
-    def check(self) -> "TemplateConfig":
+    def check(self) -> TemplateConfig:
         """``self``, or a ``ValueError`` naming the first setting out of range."""
         for name, low in (("rounds", 0), ("template_inrs", 1), ("max_sweeps", 1)):
             if getattr(self, name) < low:
@@ -47,7 +53,7 @@ class TemplateConfig(NamedTuple):
         return self
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _matcher(sign_aware: bool, max_sweeps: int, solver: str):
     """Jitted ``(template, ws (B, ...)) -> (Alignment, aligned ws)`` for one setting."""
 

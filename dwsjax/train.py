@@ -21,8 +21,9 @@ import functools
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import flax
 import flax.linen as nn
@@ -46,7 +47,14 @@ Augment = Callable[[jax.Array, object, jax.Array], tuple[object, jax.Array]]
 
 class TrainConfig(NamedTuple):
     """One run's training settings: the optimiser recipe (:class:`dwsjax.optim.TrainRecipe`,
-    with the batch size), the number of epochs, the seed and the evaluation batch size."""
+    with the batch size), the number of epochs, the seed and the evaluation batch size.
+
+    Attributes:
+        recipe: Optimiser, schedule, clipping and batch size (:func:`dwsjax.optim.train_recipe`).
+        epochs: Passes over the training INRs.
+        seed: Seed of the initialisation, the batch order, the augmentations and dropout.
+        eval_batch_size: Batch size of evaluation.
+    """
 
     recipe: TrainRecipe = TrainRecipe(learning_rate=1e-3)
     epochs: int = 10
@@ -339,7 +347,8 @@ def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -
     the model's class and fields, the training recipe, seed and epochs, the training
     INRs (count and a digest of their labels) and the caller's ``facts`` (e.g. the
     augmentation)."""
-    fields = {f.name: repr(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name not in ("parent", "name")}
+    fields = {f.name: repr(getattr(model, f.name))
+              for f in dataclasses.fields(model) if f.name not in ("parent", "name")}  # fmt: skip
     labels = sha256(np.ascontiguousarray(data.labels).tobytes())[:12]
     return {"model": type(model).__name__, **{f"model.{k}": v for k, v in fields.items()},
             **config.recipe._asdict(), "epochs": config.epochs, "seed": config.seed,
@@ -426,6 +435,37 @@ def train_classifier(
     statistics (default: those of ``train``). ``history["config"]`` is the run's
     :func:`run_config` with ``facts`` (JSON values the caller knows, e.g. the
     augmentation); resuming a checkpoint whose configuration differs is refused.
+
+    Each step minimises the softmax cross-entropy ``-sum_c y_c log softmax(f(normalize(t(w))))_c``
+    of the augmented batch ``(t(w), y) = augment(key, w, onehot(labels))``.
+
+    Args:
+        model: A classifier module, ``(ws (B, ...), train) -> logits (B, num_classes)``
+            (:func:`dwsjax.models.build_model`).
+        train: Training INRs.
+        val: Validation INRs: the best epoch is the one of highest validation accuracy.
+        test: Test INRs, evaluated after every epoch.
+        num_classes: Number of classes; labels lie in ``[0, num_classes)``.
+        config: Optimiser recipe, epochs, seed.
+        augment: A batch augmentation ``(key, ws, y) -> (ws, y)`` with soft labels ``y`` ``(B, K)``,
+            e.g. a :class:`dwsjax.augment.Pipeline`; ``None``: none.
+        checkpoint_dir: Write an orbax checkpoint there after every epoch (default: none).
+        resume: Continue from the latest checkpoint in ``checkpoint_dir``.
+        progress: Show a progress bar.
+        stop_after_epochs: End after this many epochs of this call (tests).
+        final_eval: Named INR sets evaluated once with the best parameters.
+        init_params: Subtrees that replace the fresh parameters (e.g. a pre-trained encoder).
+        stats: Normalisation statistics (default: :func:`dwsjax.weights.weight_stats` of ``train``).
+        facts: JSON values recorded in ``history["config"]``.
+
+    Returns:
+        The history: ``epochs`` (per-epoch records), ``best_epoch``, ``best_val_accuracy``,
+        ``best_test_accuracy``, ``final_eval``, ``config`` and ``completed``.
+
+    Raises:
+        ValueError: If ``epochs`` is out of range, a split has non-finite weights or labels
+            outside ``[0, num_classes)``, the batch size does not suit the data or the devices,
+            ``checkpoint_dir`` holds another run, or ``init_params`` do not fit the model.
     """
     check_epochs(config.epochs)
     for name, data in {"train": train, "val": val, "test": test, **(final_eval or {})}.items():

@@ -20,7 +20,13 @@ import numpy as np
 
 
 class MLPSpec(NamedTuple):
-    """Architecture of an MLP: its layer widths, input first, output last."""
+    """Architecture of an MLP: its layer widths, input first, output last.
+
+    Build it with :func:`mlp_spec`, which checks the widths.
+
+    Attributes:
+        widths: ``(d_0, d_1, ..., d_L)``; layer ``i`` maps ``d_i -> d_{i+1}``.
+    """
 
     widths: tuple[int, ...]
 
@@ -45,7 +51,17 @@ class MLPSpec(NamedTuple):
 
 
 def mlp_spec(*widths: int) -> MLPSpec:
-    """``mlp_spec(2, 32, 32, 1)``: checked constructor for :class:`MLPSpec`."""
+    """Checked constructor for :class:`MLPSpec`: ``mlp_spec(2, 32, 32, 1)`` is a 2-32-32-1 MLP.
+
+    Args:
+        *widths: Layer widths ``d_0, ..., d_L``, input first, output last.
+
+    Returns:
+        The :class:`MLPSpec` with ``L = len(widths) - 1`` layers.
+
+    Raises:
+        ValueError: If there are fewer than two widths or a width is below 1.
+    """
     widths = tuple(int(w) for w in widths)
     if len(widths) < 2 or any(w < 1 for w in widths):
         raise ValueError(
@@ -55,7 +71,17 @@ def mlp_spec(*widths: int) -> MLPSpec:
 
 
 class WeightSpace(NamedTuple):
-    """Weights ``(..., d_in, d_out)`` and biases ``(..., d_out)``, one per layer."""
+    """Weights ``(..., d_in, d_out)`` and biases ``(..., d_out)``, one per layer: a pytree.
+
+    Layer ``i`` computes ``h_{i+1} = h_i @ W_i + b_i``; leading ``...`` dimensions
+    are batch dimensions shared by every leaf, so ``jax.tree.map`` and ``jax.vmap``
+    work on whole networks. Weights are stored ``(d_in, d_out)``: transpose
+    PyTorch's ``(d_out, d_in)`` ones.
+
+    Attributes:
+        weights: ``(W_0, ..., W_{L-1})``, ``W_i`` of shape ``(..., d_i, d_{i+1})``.
+        biases: ``(b_0, ..., b_{L-1})``, ``b_i`` of shape ``(..., d_{i+1})``.
+    """
 
     weights: tuple[jax.Array, ...]
     biases: tuple[jax.Array, ...]
@@ -105,7 +131,14 @@ def check_weight_space(ws: WeightSpace, spec: MLPSpec) -> tuple[int, ...]:
 
 
 def flatten_weights(ws: WeightSpace) -> jax.Array:
-    """Concatenate ``[W_0, b_0, W_1, b_1, ...]`` (row-major) into ``(..., num_params)``."""
+    """Concatenate ``[W_0, b_0, W_1, b_1, ...]`` (each row-major) into one vector per network.
+
+    Args:
+        ws: Weight spaces with batch shape ``(...)``.
+
+    Returns:
+        ``(..., num_params)``, the layout of INR store shards; :func:`unflatten_weights` inverts it.
+    """
     batch = ws.batch_shape
     parts = []
     for w, b in zip(ws.weights, ws.biases):
@@ -114,7 +147,18 @@ def flatten_weights(ws: WeightSpace) -> jax.Array:
 
 
 def unflatten_weights(flat: jax.Array, spec: MLPSpec) -> WeightSpace:
-    """Inverse of :func:`flatten_weights`: ``(..., num_params)`` -> weight space."""
+    """Inverse of :func:`flatten_weights`.
+
+    Args:
+        flat: ``(..., num_params)`` vectors laid out ``[W_0, b_0, W_1, b_1, ...]``.
+        spec: The architecture, ``spec.num_params == flat.shape[-1]``.
+
+    Returns:
+        The :class:`WeightSpace` with batch shape ``flat.shape[:-1]``.
+
+    Raises:
+        ValueError: If the last axis does not hold ``spec.num_params`` entries.
+    """
     if flat.shape[-1] != spec.num_params:
         raise ValueError(
             f"a flat vector for spec {spec} needs {spec.num_params} entries in its last "
@@ -158,6 +202,10 @@ class WeightStats(NamedTuple):
 
     ``per="layer"`` broadcasts one scalar per layer and leaf; ``per="entry"`` keeps
     one value per weight entry (as DWSNets normalises its INR datasets).
+
+    Attributes:
+        mean: Weight space without batch dimensions.
+        std: Weight space without batch dimensions, ``eps`` added.
     """
 
     mean: WeightSpace
@@ -165,7 +213,21 @@ class WeightStats(NamedTuple):
 
 
 def weight_stats(ws: WeightSpace, per: str = "layer", eps: float = 1e-8) -> WeightStats:
-    """Statistics over all batch dimensions of ``ws`` (``per`` is "layer" or "entry")."""
+    """Mean and standard deviation of a dataset of weight spaces, for :func:`normalize`.
+
+    Args:
+        ws: Weight spaces with batch shape ``(...)``; statistics are over all batch dimensions.
+        per: ``"layer"``: one mean and std per weight matrix and bias vector (over its entries
+            and the batch), broadcast to the leaf's shape; ``"entry"``: one per weight entry
+            (over the batch only), as DWSNets normalises its INR datasets.
+        eps: Added to every std.
+
+    Returns:
+        :class:`WeightStats` whose ``mean`` and ``std`` are weight spaces shaped like one sample.
+
+    Raises:
+        ValueError: If ``per`` is not ``"layer"`` or ``"entry"``.
+    """
     if per not in ("layer", "entry"):
         raise ValueError(f'per must be "layer" or "entry", got {per!r}')
     nbatch = len(ws.batch_shape)
@@ -181,12 +243,28 @@ def weight_stats(ws: WeightSpace, per: str = "layer", eps: float = 1e-8) -> Weig
 
 
 def normalize(ws: WeightSpace, stats: WeightStats) -> WeightSpace:
-    """``(w - mean) / std`` leaf by leaf, broadcasting over batch dimensions."""
+    """Standardise weight spaces: ``(w - mean) / std`` leaf by leaf.
+
+    Args:
+        ws: Weight spaces with any batch shape.
+        stats: Statistics of the training set (:func:`weight_stats`), shaped like one sample.
+
+    Returns:
+        Weight spaces of ``ws``'s shapes; the statistics broadcast over batch dimensions.
+    """
     return jax.tree.map(lambda w, m, s: (w - m) / s, ws, stats.mean, stats.std)
 
 
 def denormalize(ws: WeightSpace, stats: WeightStats) -> WeightSpace:
-    """Inverse of :func:`normalize`."""
+    """Inverse of :func:`normalize`: ``w * std + mean`` leaf by leaf.
+
+    Args:
+        ws: Normalised weight spaces with any batch shape.
+        stats: The statistics they were normalised with.
+
+    Returns:
+        Weight spaces in the original scale, of ``ws``'s shapes.
+    """
     return jax.tree.map(lambda w, m, s: w * s + m, ws, stats.mean, stats.std)
 
 

@@ -21,12 +21,26 @@ from __future__ import annotations
 
 import argparse
 
-# Re-exported for experiments.ssl, experiments.function_probe and older callers: they live in dwsjax.run now.
-from dwsjax.run import (DEFAULT_EPOCHS, PAPER_MODELNET40, RunConfig, check_object_counts, dws_config,  # noqa: F401
-                        failed_fits_hint, modelnet40_subset_note, probe_config, protocol_defaults,
-                        resolved_recipe, run_classification, store_dir, template_aligned_if_needed,
-                        training_seconds, write_history_csv)  # fmt: skip
 from dwsjax import run as run_module
+
+# Re-exported for experiments.ssl, experiments.function_probe and older callers: they live in dwsjax.run now.
+from dwsjax.run import (  # noqa: F401
+    DEFAULT_EPOCHS,
+    PAPER_MODELNET40,
+    RunConfig,
+    check_object_counts,
+    dws_config,
+    failed_fits_hint,
+    modelnet40_subset_note,
+    probe_config,
+    protocol_defaults,
+    resolved_recipe,
+    run_classification,
+    store_dir,
+    template_aligned_if_needed,
+    training_seconds,  # fmt: skip
+    write_history_csv,
+)
 from experiments.cli import add_config_arguments, config_from_args, make_parser, run_cli
 
 # Flags of the data, INR fitting, training recipe and run options, shared with experiments.ssl and

@@ -11,11 +11,10 @@ On Linux with glibc, ``python -m experiments.<name>`` first restarts itself with
 call is in ``experiments/__init__.py``, before any heavy import):
 XLA's CPU runtime allocates every execution's temporary buffers afresh, glibc
 maps large allocations anew, and touching fresh 4 KiB pages costs one page
-fault each; with the tunable glibc asks for transparent huge pages instead.
-Measured on the 2-core CPU (``docs/benchmarks.md``): a relational-transformer
-training step went from 439,000 page faults and 877 ms to 1,350 faults and
-477 ms, DWS-32 from 543 to 858 samples/s. The restart prints one line to
-stderr saying so; ``DWSJAX_NO_HUGE_PAGES=1`` turns it off (see ``docs/design.md``).
+fault each; with the tunable glibc asks for transparent huge pages instead
+(the effect on training steps: ``docs/benchmarks.md``). The restart prints one
+line to stderr saying so; ``DWSJAX_NO_HUGE_PAGES=1`` turns it off (see
+``docs/design.md``).
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ import os
 import platform
 import sys
 import warnings
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 USER_ERRORS = (ValueError, FileNotFoundError)
 HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"

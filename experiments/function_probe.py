@@ -50,8 +50,7 @@ def model_rows(results_dir: Path, row: dict) -> list[str]:
             same = (r.get("dataset"), r.get("train_objects"), r.get("inr_recipe")) == (
                 row["dataset"], str(row["train_objects"]), row["inr_recipe"])  # fmt: skip
             if same and r.get("test_accuracy"):
-                probe = f", probe {r['probe_points']} {r['probe_inputs']}" if r.get("probe_points", "0") not in ("", "0") else ""
-                groups[(path.stem, r["model"] + probe, r["augment"], r["views"])].append(100 * float(r["test_accuracy"]))
+                groups[(path.stem, r["model"], r["augment"], r["views"])].append(100 * float(r["test_accuracy"]))
     return [f"| [{s}]({s}.md) | {m} | {a} | {v} | {mean_pm_std(accs)} | {len(accs)} |"
             for (s, m, a, v), accs in sorted(groups.items())]  # fmt: skip
 
@@ -67,9 +66,11 @@ def render_table(results_dir: Path) -> str:
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['train_objects']} / {r['val_objects']} / {r['test_objects']} | "
                      f"{r['inr_recipe']} | {r['inr_steps']} | {r['grid']} | {float(r['inr_store_psnr']):.1f} | "
-                     f"{100 * float(r['inr_test_accuracy']):.1f} | {100 * float(r['source_test_accuracy']):.1f} |")  # fmt: skip
+                     f"{100 * float(r['inr_test_accuracy']):.1f} | "
+                     f"{100 * float(r['source_test_accuracy']):.1f} |")  # fmt: skip
     lines += ["", "Weight-space models on the same split and INR recipe (`experiments.reproduce`):", "",
-              "| set | model | augmentation | views | test acc. (%) | seeds |", "|---|---|---|---:|---:|---:|"]  # fmt: skip
+              "| set | model | augmentation | views | test acc. (%) | seeds |",
+             "|---|---|---|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         lines += model_rows(results_dir, r)
     return "\n".join(dict.fromkeys(lines)) + "\n"
@@ -95,7 +96,8 @@ def main(argv=None) -> dict:
            "inr_steps": train_store.identity["steps"], "inr_points": args.inr_points if kind == "shape" else "",
            "grid": "x".join(map(str, resolution)), "inr_store_psnr": round(train_store.summary()["mean_psnr"], 2),
            "inr_test_accuracy": on_inrs.test_accuracy, "inr_train_accuracy": on_inrs.train_accuracy,
-           "source_test_accuracy": on_source.test_accuracy, "source_train_accuracy": on_source.train_accuracy}  # fmt: skip
+           "source_test_accuracy": on_source.test_accuracy,
+           "source_train_accuracy": on_source.train_accuracy}  # fmt: skip
     results_dir = Path(args.results_dir)
     append_csv_rows(results_dir / "function-probe.csv", [row], COLUMNS)
     atomic_write_text(results_dir / "function-probe.md", render_table(results_dir))

@@ -32,9 +32,9 @@ from dwsjax.matching import align
 from dwsjax.plots import plot_image_grid, save_figure
 from dwsjax.presets import IMAGE_DATASETS
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from dwsjax.run import RunConfig
 from dwsjax.siren import render_image
 from dwsjax.weights import WeightSpace, flatten_weights
-from dwsjax.run import RunConfig
 from experiments.cli import add_config_arguments, add_hidden_alias, make_parser, run_cli
 
 GALLERY_AUGMENTATIONS = (

@@ -43,9 +43,9 @@ from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from dwsjax.optim import MODEL_RECIPES
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from dwsjax.run import DWS_LAYOUT, RunConfig, run_classification  # noqa: F401
+from experiments.cli import make_parser, run_cli
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
 from experiments.tables import mean_pm_std
-from experiments.cli import make_parser, run_cli
 
 
 class Protocol(NamedTuple):
@@ -124,8 +124,8 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     "fmnist-long": [(FMNIST._replace(epochs=120), [("dws", a, 1) for a in ("none", "mixup_aligned")])],
     # The headline cell against the number of training objects, up to the paper's 55k (results/scale-fmnist.png).
     # Template-aligned MixUp stands for aligned MixUp: equal accuracy at a fraction of the cost (fmnist-prealigned).
-    "scale-fmnist": [(FMNIST_PAPER_SPLIT._replace(train_objects=n), [("dws", a, 1) for a in ("none", "mixup_prealigned")])
-                     for n in SCALE_OBJECTS],
+    "scale-fmnist": [(FMNIST_PAPER_SPLIT._replace(train_objects=n),
+                      [("dws", a, 1) for a in ("none", "mixup_prealigned")]) for n in SCALE_OBJECTS],
     # SIREN negation, the strongest augmentation on fmnist-augment, checks whether that finding carries over.
     "cifar10": [(Protocol("cifar10", train_objects=2000, val_objects=500, test_objects=2000, epochs=40),
                  [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned", "siren_negation")])],
@@ -315,7 +315,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="only the cells with these augmentations (comma-separated, a pipeline's steps joined "
                         "by '+', e.g. none,siren_negation+mixup_aligned; default: all)")
     p.add_argument("--model", default=None,
-                   help=f"only the cells of these models (comma-separated, of {', '.join(MODEL_VARIANTS)}; default: all)")
+                   help=f"only the cells of these models (comma-separated, of {', '.join(MODEL_VARIANTS)}; "
+                        "default: all)")
     p.add_argument("--train-objects", default=None,
                    help="only the protocols with these training-set sizes (comma-separated; default: all)")
     p.add_argument("--results-dir", default="results", help="where <set>.csv and <set>.md go")

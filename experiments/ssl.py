@@ -39,8 +39,14 @@ import numpy as np
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import atomic_write_text, removed_on_failure
 from dwsjax.templates import TemplateConfig
-from experiments.classify import (add_common_arguments, load_splits, resolve_protocol, resolved_recipe,
-                                  template_aligned_if_needed, write_history_csv)  # fmt: skip
+from experiments.classify import (
+    add_common_arguments,
+    load_splits,
+    resolve_protocol,
+    resolved_recipe,
+    template_aligned_if_needed,
+    write_history_csv,
+)
 from experiments.cli import make_parser, run_cli
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"

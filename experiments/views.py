@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 
 from dwsjax.files import atomic_write_text, read_csv_rows, removed_on_failure
-from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from dwsjax.presets import DATASETS
+from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
 from dwsjax.run import MODEL_NAMES, RunConfig, resolved_recipe
 from experiments.classify import add_training_arguments
 from experiments.cli import add_config_arguments, make_parser, run_cli
@@ -47,8 +47,8 @@ RUN_FIELDS = [
     "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
     "internal_accuracy", "val_accuracy", "test_accuracy", "train_samples_per_s", "seconds",
 ]  # fmt: skip
-SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_recipe", "inr_steps", "inr_points",
-            "epochs", "equal_steps"]  # fmt: skip
+SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_recipe", "inr_steps",
+            "inr_points", "epochs", "equal_steps"]  # fmt: skip
 
 
 def int_list(text: str, minimum: int = 1) -> list[int]:
@@ -249,10 +249,11 @@ def markdown(args, rows: list[dict]) -> str:
         "| train - test |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, v, g in views_groups:
+    for _, v, g in views_groups:
         gap = [{"gap": r["train_accuracy"] - r["test_accuracy"]} for r in g]
-        lines.append(f"| {v} | {g[0]['train_inrs']} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} | {cell(g, 'internal_accuracy')} "
-                     f"| {cell(g, 'test_accuracy')} | {cell(gap, 'gap')} |")  # fmt: skip
+        lines.append(f"| {v} | {g[0]['train_inrs']} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} "
+                     f"| {cell(g, 'internal_accuracy')} | {cell(g, 'test_accuracy')} "
+                     f"| {cell(gap, 'gap')} |")  # fmt: skip
     lines += [
         "",
         f"## 3. More views or more objects ({args.budget} training INRs)",

@@ -161,7 +161,7 @@ def test_every_registered_augmentation_jits_under_vmap():
     for name, out in singles.items():
         assert jax.tree.map(jnp.shape, out) == jax.tree.map(jnp.shape, batch), name
         assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(out)), name
-    for name, (ws, y) in mixed.items():
+    for name, (_, y) in mixed.items():
         np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-6, err_msg=name)
 
 

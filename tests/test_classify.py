@@ -9,8 +9,14 @@ from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.models import build_model
 from dwsjax.optim import TrainRecipe
 from dwsjax.recipes import DEFAULT_RECIPE
-from dwsjax.run import (DEFAULT_EPOCHS, RunConfig, load_splits, resolve_protocol, run_classification,
-                        training_seconds)  # fmt: skip
+from dwsjax.run import (
+    DEFAULT_EPOCHS,
+    RunConfig,
+    load_splits,
+    resolve_protocol,
+    run_classification,
+    training_seconds,  # fmt: skip
+)
 from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
 from dwsjax.weights import finite_rows, mlp_spec, unflatten_weights, weight_stats
@@ -99,7 +105,8 @@ def test_train_step_updates_batchnorm_statistics(splits):
 def test_classification_run_end_to_end_and_its_cli(tmp_path):
     config = RunConfig(dataset="synthetic2d", model="dws", hidden=8, augment="translate,mixup_prealigned",
                        train_objects=40, val_objects=20, test_objects=20, inr_steps=20, epochs=2, batch_size=20,
-                       cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"), plot=True, progress=False)  # fmt: skip
+                       cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"), plot=True,
+                       progress=False)  # fmt: skip
     argv = [
         "--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--augment", "translate,mixup_prealigned",
         "--train-objects", "40", "--val-objects", "20", "--test-objects", "20", "--inr-steps", "20",
@@ -286,5 +293,8 @@ def test_a_partial_modelnet40_directory_says_it_is_no_benchmark(tmp_path, capsys
 
 
 def test_the_offline_subset_says_it_is_no_benchmark(capsys):
+    from tests.test_data import real_dir
+
+    real_dir("modelnet40", "modelnet40_normal_resampled_subset")
     resolve_protocol(RunConfig(dataset="modelnet40"))
     assert "127 of 9843 train and 29 of 2468 test" in capsys.readouterr().out

@@ -61,8 +61,8 @@ def test_help_keeps_the_usage_examples_and_shows_numeric_defaults(capsys):
     with pytest.raises(SystemExit):
         classify.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--epochs EPOCHS default: 10, or the paper's protocol" in text and "--seed SEED training seed (INRs are fitted with seed 0) " \
-        "(default: 0)" in text  # fmt: skip
+    assert "--epochs EPOCHS default: 10, or the paper's protocol" in text
+    assert "--seed SEED training seed (INRs are fitted with seed 0) (default: 0)" in text
 
 
 @pytest.mark.parametrize("flag,value,message", [("--val-objects", "0", "--val-objects must be >= 1, got 0"),

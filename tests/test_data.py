@@ -216,7 +216,8 @@ def test_synthetic_datasets_are_deterministic():
     assert first.values.shape == (30, 784, 1) and first.shape == (28, 28, 1) and set(first.labels) == set(range(10))
     test_split = load_targets("synthetic2d", "test", n=10, seed=7)
     assert not np.array_equal(test_split.values, again.values)
-    a, b = load_targets("synthetic3d", "test", n=6, n_points=256), load_targets("synthetic3d", "test", n=6, n_points=256)
+    a = load_targets("synthetic3d", "test", n=6, n_points=256)
+    b = load_targets("synthetic3d", "test", n=6, n_points=256)
     np.testing.assert_array_equal(a.coords, b.coords)
     np.testing.assert_array_equal(a.values, b.values)
     assert a.kind == "sdf" and a.coords.shape == (6, 256, 3) and len(a.class_names) >= 5

@@ -53,7 +53,8 @@ def fmnist_fit():
     rows = np.r_[np.arange(8), 0]
     views = np.r_[np.zeros(8, int), 1]
     config = FitConfig(GRAY, steps=300, learning_rate=1e-3, init_scheme="sitzmann")
-    result = fit_sirens(inr_keys(0, t.object_ids[rows], views), jnp.asarray(t.coords), jnp.asarray(t.values[rows]), config)
+    keys = inr_keys(0, t.object_ids[rows], views)
+    result = fit_sirens(keys, jnp.asarray(t.coords), jnp.asarray(t.values[rows]), config)
     return t, rows, result
 
 
@@ -76,7 +77,8 @@ def test_views_differ_in_weights_but_agree_in_output(fmnist_fit):
 def test_early_stopping_freezes_inrs_at_target_psnr():
     t = load_targets("synthetic2d", "train", limit=4)
     config = FitConfig(GRAY, steps=400, learning_rate=1e-3, init_scheme="sitzmann", target_psnr=22.0)
-    result = fit_sirens(inr_keys(0, t.object_ids, np.zeros(4, int)), jnp.asarray(t.coords), jnp.asarray(t.values), config)
+    keys = inr_keys(0, t.object_ids, np.zeros(4, int))
+    result = fit_sirens(keys, jnp.asarray(t.coords), jnp.asarray(t.values), config)
     assert np.all(np.asarray(result.psnr) >= 22.0)
     assert np.all(np.asarray(result.steps) < 400)
 
@@ -116,7 +118,8 @@ def test_refilled_slots_give_the_inrs_of_fitting_each_alone():
 def test_output_offset_is_applied_in_fitting_and_rendering_alike():
     t = load_targets("synthetic2d", "train", limit=2)
     config = FitConfig(GRAY, steps=30, output_offset=0.5)
-    result = fit_sirens(inr_keys(0, t.object_ids, np.zeros(2, int)), jnp.asarray(t.coords), jnp.asarray(t.values), config)
+    keys = inr_keys(0, t.object_ids, np.zeros(2, int))
+    result = fit_sirens(keys, jnp.asarray(t.coords), jnp.asarray(t.values), config)
     rendered = d.siren_apply(result.weights, t.coords, output_offset=0.5)
     np.testing.assert_allclose(d.psnr(rendered, t.values, axes=(-2, -1)), result.psnr, atol=1e-3)
     np.testing.assert_allclose(rendered - d.siren_apply(result.weights, t.coords), 0.5, atol=1e-6)

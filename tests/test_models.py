@@ -50,7 +50,10 @@ def random_ws(seed, spec, batch=3, channels=None):
     """Gaussian weight space (numpy, so no per-op compilation in eager mode)."""
     extra = () if channels is None else (channels,)
     rng = np.random.default_rng(seed)
-    normal = lambda shape: rng.standard_normal(shape).astype(np.float32)
+
+    def normal(shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
     weights = tuple(normal((batch, i, o) + extra) for i, o in spec.layer_shapes)
     biases = tuple(normal((batch, o) + extra) for _, o in spec.layer_shapes)
     return WeightSpace(weights, biases)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dwsjax.optim import MODEL_RECIPES, TRAIN_RECIPES, learning_rate_schedule, optimizer, train_recipe
-from dwsjax.train import TrainConfig
 from dwsjax.run import RunConfig, resolved_recipe
+from dwsjax.train import TrainConfig
 
 
 def test_warmup_is_linear_from_the_first_step_then_constant():

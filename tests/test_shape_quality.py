@@ -64,7 +64,9 @@ def test_chamfer_distance_of_a_sphere_level_set_is_below_the_grid_spacing():
 def test_a_shape_store_records_quality_figures(tmp_path):
     """Fitting real ModelNet40 shapes writes sign accuracy, near-surface error and Chamfer distance per INR."""
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
+    from tests.test_data import real_dir
 
+    real_dir("modelnet40")
     config = InrDatasetConfig("modelnet40", "train", steps=20, n_points=256)
     store = build_inr_store(tmp_path / "store", config, objects=2, progress=False)
     summary = store.summary()

@@ -6,11 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dwsjax import image_coords, mlp_spec, siren_apply, siren_init, siren_init_batch
+from dwsjax import image_coords, mlp_spec, siren_apply, siren_init, siren_init_batch, template_store
 from dwsjax.augment import build_pipeline, mixup_prealigned, needs_template, random_perms
 from dwsjax.matching import alignment_objective, mlp_permutation_spec, permute_neurons
 from dwsjax.store import InrStore
-from dwsjax import template_store
 from dwsjax.template_store import align_store, apply_alignment, template_dir
 from dwsjax.templates import TemplateConfig, align_to
 

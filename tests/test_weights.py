@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import dwsjax as d
+from dwsjax.weights import check_finite, check_weight_space, stats_from_arrays, stats_to_arrays
 
 
 def test_flatten_round_trip_is_exact():
@@ -21,7 +22,7 @@ def test_spec_mismatch_is_a_clear_error():
     spec = d.mlp_spec(2, 32, 32, 1)
     ws = d.siren_init(jax.random.key(0), d.mlp_spec(2, 16, 32, 1))
     with pytest.raises(ValueError, match="architecture mismatch at layer 0"):
-        d.check_weight_space(ws, spec)
+        check_weight_space(ws, spec)
     with pytest.raises(ValueError, match="needs 1185 entries"):
         d.unflatten_weights(jnp.zeros(10), spec)
 
@@ -38,7 +39,7 @@ def test_normalisation_is_undone_exactly_enough():
         back = d.denormalize(normed, stats)
         for a, b in zip(jax.tree.leaves(ws), jax.tree.leaves(back)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-        saved = d.stats_from_arrays(d.stats_to_arrays(stats), spec)
+        saved = stats_from_arrays(stats_to_arrays(stats), spec)
         for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(saved)):
             np.testing.assert_array_equal(a, b)
 
@@ -47,4 +48,4 @@ def test_nan_weights_are_reported():
     ws = d.siren_init(jax.random.key(0), d.mlp_spec(2, 4, 1))
     bad = ws._replace(biases=(ws.biases[0].at[1].set(jnp.nan),) + ws.biases[1:])
     with pytest.raises(ValueError, match="layer 0 has 1 NaN"):
-        d.check_finite(bad)
+        check_finite(bad)

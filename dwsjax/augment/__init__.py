@@ -33,8 +33,8 @@ from dwsjax.augment.pipeline import (
     COMBINATION_PREALIGNED,
     NEEDS_TEMPLATE,
     PAIR_AUGMENTATIONS,
-    PRESETS,
     PRESERVES_FUNCTION_ONLY_FOR,
+    PRESETS,
     Pipeline,
     Step,
     apply_to_batch,
@@ -48,3 +48,55 @@ from dwsjax.augment.pipeline import (
     step_names,
 )
 from dwsjax.augment.symmetries import relu_scaling, siren_bias, siren_negation, siren_shift_biases
+
+__all__ = [
+    # Pipelines: composition, batching and the by-name registry
+    "ACTIVATIONS",
+    "AUGMENTATIONS",
+    "COMBINATION",
+    "COMBINATION_PREALIGNED",
+    "NEEDS_TEMPLATE",
+    "PAIR_AUGMENTATIONS",
+    "PRESETS",
+    "PRESERVES_FUNCTION_ONLY_FOR",
+    "Pipeline",
+    "Step",
+    "apply_to_batch",
+    "build_pipeline",
+    "check_activation",
+    "combination",
+    "make_step",
+    "needs_template",
+    "spec_label",
+    "spec_of_label",
+    "step_names",
+    # Activation symmetries (function-preserving)
+    "relu_scaling",
+    "siren_bias",
+    "siren_negation",
+    "siren_shift_biases",
+    # Data-agnostic: noise and masking
+    "gaussian_noise",
+    "masking",
+    "quantile_masking",
+    # Input space: affine transforms of the INR's coordinates
+    "rotate",
+    "sample_rotation",
+    "sample_scale",
+    "sample_translation",
+    "scale",
+    "transform_inputs",
+    "translate",
+    # MixUp variants (Eqs. 3-5) and Table 5 ablations
+    "input_mixup",
+    "interpolate",
+    "label_smoothing",
+    "mixup",
+    "mixup_aligned",
+    "mixup_permuted",
+    "mixup_prealigned",
+    "sample_lambda",
+    # Random hidden-neuron permutations
+    "permutation",
+    "random_perms",
+]

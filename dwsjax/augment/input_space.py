@@ -60,15 +60,53 @@ def sample_scale(key: jax.Array, dim: int, low: float = 0.8, high: float = 1.2):
 
 
 def translate(key: jax.Array, ws: WeightSpace, max_shift: float = 0.25) -> WeightSpace:
-    """``f'(x) = f(x + t)``, ``t ~ U(-0.25, 0.25)^d``."""
+    """Translation: the INR of the shifted object, ``f'(x) = f(x + t)``, ``t ~ U(-max_shift, max_shift)^d``.
+
+    Folds into the first layer: ``b_0' = b_0 + t @ W_0`` (Shamsian et al., Sec. 4).
+
+    Args:
+        key: PRNG key.
+        ws: One INR (unbatched) with ``d`` input dimensions.
+        max_shift: Largest shift per axis, in the coordinates' units (``[-1, 1]`` spans the object).
+
+    Returns:
+        The weight space of the translated INR.
+    """
     return transform_inputs(ws, *sample_translation(key, input_dim(ws), max_shift))
 
 
 def rotate(key: jax.Array, ws: WeightSpace, max_angle_deg: float = 30.0) -> WeightSpace:
-    """``f'(x) = f(x @ R)``: 2D angle ``~ U(-30deg, 30deg)``, random rotation in 3D."""
+    """Rotation: the INR of the rotated object, ``f'(x) = f(x @ R)``.
+
+    Folds into the first layer: ``W_0' = R @ W_0``. 2D: angle ``~ U(-max_angle_deg, max_angle_deg)``;
+    3D: a uniformly random rotation (unit quaternion).
+
+    Args:
+        key: PRNG key.
+        ws: One INR (unbatched) with 2 or 3 input dimensions.
+        max_angle_deg: Largest 2D angle in degrees (unused in 3D).
+
+    Returns:
+        The weight space of the rotated INR.
+
+    Raises:
+        ValueError: If the input dimension is not 2 or 3.
+    """
     return transform_inputs(ws, *sample_rotation(key, input_dim(ws), max_angle_deg))
 
 
 def scale(key: jax.Array, ws: WeightSpace, low: float = 0.8, high: float = 1.2) -> WeightSpace:
-    """``f'(x) = f(c x)``, ``c ~ U(0.8, 1.2)`` (the augmentation code's ``1 + 0.2 U(-1, 1)``)."""
+    """Scaling: ``f'(x) = f(c x)``, ``c ~ U(low, high)`` (the augmentation code's ``1 + 0.2 U(-1, 1)``).
+
+    Folds into the first layer: ``W_0' = c W_0``.
+
+    Args:
+        key: PRNG key.
+        ws: One INR (unbatched).
+        low: Smallest scale.
+        high: Largest scale.
+
+    Returns:
+        The weight space of the scaled INR.
+    """
     return transform_inputs(ws, *sample_scale(key, input_dim(ws), low, high))

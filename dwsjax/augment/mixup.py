@@ -48,12 +48,44 @@ def _identity(key, ws):
 
 
 def mixup(key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None):
-    """Direct MixUp of the raw weights (Eq. 3)."""
+    """Direct MixUp of the raw weights (Eq. 3): ``lam ws_a + (1 - lam) ws_b``, ``lam y_a + (1 - lam) y_b``.
+
+    Args:
+        key: PRNG key.
+        ws_a: First network (unbatched).
+        y_a: Its one-hot or soft label ``(K,)``.
+        ws_b: Second network, of ``ws_a``'s architecture.
+        y_b: Its label ``(K,)``.
+        alpha: ``lam ~ Beta(alpha, alpha)``.
+        lam: Fixed mixing weight instead of a draw.
+
+    Returns:
+        ``(ws, y)``: the mixed weight space and the mixed soft label ``(K,)``.
+
+    Raises:
+        ValueError: If the networks' architectures or the labels' shapes differ.
+    """
     return _mix(key, ws_a, y_a, ws_b, y_b, alpha, lam, _identity)
 
 
 def mixup_permuted(key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None):
-    """MixUp after a random hidden-neuron permutation of ``ws_b`` (Eq. 4)."""
+    """MixUp after a random hidden-neuron permutation ``P`` of ``ws_b`` (Eq. 4): ``lam ws_a + (1 - lam) P(ws_b)``.
+
+    Args:
+        key: PRNG key.
+        ws_a: First network (unbatched).
+        y_a: Its one-hot or soft label ``(K,)``.
+        ws_b: Second network, of ``ws_a``'s architecture.
+        y_b: Its label ``(K,)``.
+        alpha: ``lam ~ Beta(alpha, alpha)``.
+        lam: Fixed mixing weight instead of a draw.
+
+    Returns:
+        ``(ws, y)``: the mixed weight space and the mixed soft label ``(K,)``.
+
+    Raises:
+        ValueError: If the networks' architectures or the labels' shapes differ.
+    """
     return _mix(key, ws_a, y_a, ws_b, y_b, alpha, lam, permutation)
 
 
@@ -61,10 +93,28 @@ def mixup_aligned(
     key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None,
     sign_aware: bool = False, max_sweeps: int = 10, solver: str = "auto",
 ):
-    """MixUp after aligning ``ws_b`` to ``ws_a`` with weight matching (Eq. 5).
+    """MixUp after aligning ``ws_b`` to ``ws_a`` with weight matching (Eq. 5): ``lam ws_a + (1 - lam) pi(ws_b)``.
 
-    ``sign_aware=True`` also matches SIREN neuron signs (beyond the paper);
-    ``solver`` picks the assignment solver (:func:`dwsjax.matching.resolve_solver`).
+    ``pi`` maximises ``<ws_a, pi(ws_b)>`` over hidden-neuron permutations
+    (:func:`dwsjax.matching.weight_matching`, Ainsworth et al. 2022).
+
+    Args:
+        key: PRNG key.
+        ws_a: First network (unbatched).
+        y_a: Its one-hot or soft label ``(K,)``.
+        ws_b: Second network, of ``ws_a``'s architecture.
+        y_b: Its label ``(K,)``.
+        alpha: ``lam ~ Beta(alpha, alpha)``.
+        lam: Fixed mixing weight instead of a draw.
+        sign_aware: Also match SIREN neuron signs (beyond the paper).
+        max_sweeps: Coordinate-descent sweeps of the matching.
+        solver: Assignment solver (:func:`dwsjax.matching.resolve_solver`).
+
+    Returns:
+        ``(ws, y)``: the mixed weight space and the mixed soft label ``(K,)``.
+
+    Raises:
+        ValueError: If the networks' architectures or the labels' shapes differ.
     """
     def aligned(_, ws_b):
         return align(ws_a, ws_b, sign_aware=sign_aware, max_sweeps=max_sweeps, solver=solver)
@@ -77,10 +127,27 @@ def mixup_prealigned(
 ):
     """MixUp of two INRs already aligned to one template: ``P(lam ws_a + (1 - lam) ws_b)``.
 
+    Eq. 5 of Shamsian et al. with the alignment done once per INR, to a template.
     Both must be template-aligned beforehand (:func:`dwsjax.template_store.template_aligned`;
     ``experiments.classify`` does it). ``P`` is a random hidden-neuron permutation
     (``permute=True``) so that the model still sees every neuron order, not only
     the template's; it preserves the mixed network's function.
+
+    Args:
+        key: PRNG key.
+        ws_a: First network (unbatched).
+        y_a: Its one-hot or soft label ``(K,)``.
+        ws_b: Second network, of ``ws_a``'s architecture.
+        y_b: Its label ``(K,)``.
+        alpha: ``lam ~ Beta(alpha, alpha)``.
+        lam: Fixed mixing weight instead of a draw.
+        permute: Apply the random permutation ``P`` to the result.
+
+    Returns:
+        ``(ws, y)``: the mixed weight space and the mixed soft label ``(K,)``.
+
+    Raises:
+        ValueError: If the networks' architectures or the labels' shapes differ.
     """
     key_mix, key_perm = jax.random.split(key)
     ws, y = _mix(key_mix, ws_a, y_a, ws_b, y_b, alpha, lam, _identity)

@@ -20,7 +20,8 @@ import dataclasses
 import functools
 import inspect
 import warnings
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -73,11 +74,32 @@ def _apply_step(step: Step, key: jax.Array, ws: WeightSpace, labels: jax.Array):
 
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
-    """Steps applied in order, each to each sample with its own probability (jittable)."""
+    """Steps applied in order, each to each sample with its own probability (jittable).
+
+    Build it with :func:`build_pipeline`. A pipeline is a frozen dataclass, so it
+    can be a static argument of ``jax.jit`` (as in :func:`dwsjax.train.train_step`).
+
+    Attributes:
+        steps: The :class:`Step` s, applied in order.
+    """
 
     steps: tuple[Step, ...]
 
     def __call__(self, key: jax.Array, ws: WeightSpace, labels: jax.Array):
+        """Augment a batch.
+
+        Each step applies to each sample independently with the step's probability
+        (its own key per sample); a MixUp step pairs every sample with the sample at
+        a random permutation of the batch.
+
+        Args:
+            key: PRNG key.
+            ws: Weight spaces with batch shape ``(B,)``.
+            labels: ``(B, K)`` one-hot or soft labels.
+
+        Returns:
+            ``(ws, labels)`` of the same shapes, augmented.
+        """
         for step, k in zip(self.steps, jax.random.split(key, max(len(self.steps), 1))):
             ws, labels = _apply_step(step, k, ws, labels)
         return ws, labels
@@ -95,6 +117,7 @@ AUGMENTATIONS: dict[str, Callable] = {
     "relu_scaling": relu_scaling,
     "permutation": permutation,
 }
+"""Single-network augmentations by name, each ``(key, ws, **hyperparameters) -> ws``."""
 
 PAIR_AUGMENTATIONS: dict[str, Callable] = {
     "mixup": mixup,
@@ -195,6 +218,21 @@ def build_pipeline(
     ``name:p`` sets that step's probability (default ``prob``); a preset name
     (``combination``, ``combination_prealigned``) expands to its steps
     (:data:`PRESETS`); ``options`` reach every step that accepts them (:func:`make_step`).
+
+    Args:
+        spec: Comma-separated names of :data:`AUGMENTATIONS`, :data:`PAIR_AUGMENTATIONS` and
+            :data:`PRESETS`, each optionally ``name:p``; or a sequence of such names.
+        prob: Probability of every step without ``:p``.
+        w0: The SIRENs' frequency factor, for the SIREN-specific augmentations.
+        activation: The INRs' activation: activation symmetries of another one are refused.
+        **options: Hyperparameters of the augmentations (e.g. ``scale=0.1``, ``solver="jax"``);
+            a step ignores those it does not accept.
+
+    Returns:
+        The :class:`Pipeline`, ``(key, ws (B, ...), labels (B, K)) -> (ws, labels)``.
+
+    Raises:
+        ValueError: If a name is unknown, or an activation symmetry does not suit ``activation``.
     """
     return Pipeline(tuple(make_step(name, float(p) if p else prob, w0, activation, **options)
                           for name, p in step_names(spec)))  # fmt: skip

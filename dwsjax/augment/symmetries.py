@@ -27,7 +27,19 @@ def _hidden_keys(key: jax.Array, ws: WeightSpace):
 
 
 def siren_negation(key: jax.Array, ws: WeightSpace, prob: float = 0.5) -> WeightSpace:
-    """Negate each hidden neuron independently with probability ``prob`` (SIRENs only)."""
+    """SIREN negation: negate each hidden neuron independently with probability ``prob`` (SIRENs only).
+
+    ``sin`` is odd, so multiplying a neuron's incoming weights, bias and outgoing
+    weights by ``-1`` keeps the function (Shamsian et al., Sec. 4).
+
+    Args:
+        key: PRNG key.
+        ws: One SIREN (unbatched).
+        prob: Probability of negating each hidden neuron.
+
+    Returns:
+        The weight space of the same function.
+    """
     signs = tuple(
         jnp.where(jax.random.bernoulli(k, prob, (n,)), -1.0, 1.0).astype(ws.weights[0].dtype)
         for k, n in _hidden_keys(key, ws)
@@ -52,10 +64,21 @@ def siren_shift_biases(ws: WeightSpace, shifts: tuple, w0: float = SIREN_W0) -> 
 def siren_bias(
     key: jax.Array, ws: WeightSpace, max_shift: int = 4, w0: float = SIREN_W0
 ) -> WeightSpace:
-    """SIREN bias augmentation with ``k ~ U{-max_shift, ..., max_shift}`` per hidden neuron (SIRENs only).
+    """SIREN bias: ``b -> b + k pi / w0`` and outgoing weights times ``(-1)^k`` per hidden neuron (SIRENs only).
 
-    ``max_shift = 4`` is the augmentation paper's code (``SirenBiasAugmentation(k_max=4)``, which draws
+    ``sin(w0 (z + k pi / w0)) = (-1)^k sin(w0 z)`` keeps the function, with
+    ``k ~ U{-max_shift, ..., max_shift}`` drawn per hidden neuron. ``max_shift = 4``
+    is the augmentation paper's code (``SirenBiasAugmentation(k_max=4)``, which draws
     from ``{-4, ..., 3}``: torch's ``randint`` excludes its upper bound; the range here is symmetric).
+
+    Args:
+        key: PRNG key.
+        ws: One SIREN (unbatched).
+        max_shift: Largest ``|k|``.
+        w0: The SIREN's frequency factor.
+
+    Returns:
+        The weight space of the same function.
     """
     shifts = tuple(
         jax.random.randint(k, (n,), -max_shift, max_shift + 1) for k, n in _hidden_keys(key, ws)
@@ -64,7 +87,20 @@ def siren_bias(
 
 
 def relu_scaling(key: jax.Array, ws: WeightSpace, low: float = 0.5, high: float = 2.0) -> WeightSpace:
-    """Scale each hidden ReLU neuron by ``c ~ U(low, high)`` (in) and ``1/c`` (out) (ReLU networks only)."""
+    """ReLU scaling: ``W_i -> W_i C``, ``b_i -> C b_i``, ``W_{i+1} -> C^-1 W_{i+1}`` (ReLU networks only).
+
+    ``relu(c z) = c relu(z)`` for ``c > 0`` keeps the function, with a diagonal
+    ``C`` of ``c ~ U(low, high)`` per hidden neuron.
+
+    Args:
+        key: PRNG key.
+        ws: One ReLU MLP (unbatched).
+        low: Smallest scale.
+        high: Largest scale.
+
+    Returns:
+        The weight space of the same function.
+    """
     scales = tuple(
         jax.random.uniform(k, (n,), ws.weights[0].dtype, low, high) for k, n in _hidden_keys(key, ws)
     )

@@ -128,20 +128,37 @@ def load_targets(
 ) -> FitTargets:
     """Load a dataset split as INR fitting targets.
 
-    ``name``: ``fmnist``, ``mnist``, ``cifar10`` (images, coords ``image_coords(H, W)``),
+    Datasets: ``fmnist``, ``mnist``, ``cifar10`` (images, coords ``image_coords(H, W)``),
     ``modelnet40`` (SDF samples from points with normals; ``signed=False`` gives
     unsigned distances), ``modelnet10`` (unsigned only, ``kind="udf"``: its 1,024
     points per shape carry no normals, and orienting normals estimated from so few
     unoriented points on thin, non-watertight ModelNet shapes (chair legs, table
     tops) flips whole regions, so a sign would be guessed rather than measured),
-    ``synthetic2d``, ``synthetic3d`` (no files; ``n`` objects, default
-    :data:`SYNTHETIC_SIZES`). ``split``: ``"train"`` or ``"test"``; CIFAR-10 ``"train"`` is every
+    ``synthetic2d``, ``synthetic3d`` (generated, no files). CIFAR-10 ``"train"`` is every
     ``data_batch_*`` present (offline: ``data_batch_1`` only, 10,000 images).
-    ``limit`` keeps the first objects. ``data_dir`` overrides ``$DWSJAX_DATA_DIR``;
     fmnist/mnist/cifar10 fall back to TFDS when the files are missing and
-    ``tensorflow_datasets`` is installed. 3D: ``n_points`` locations per shape, a
-    fraction ``near_fraction`` near the surface (see :mod:`dwsjax.data.shapes`),
-    randomness from ``(seed, object_id)``.
+    ``tensorflow_datasets`` is installed.
+
+    Args:
+        name: The dataset, one of :data:`DATASET_NAMES`.
+        split: ``"train"`` or ``"test"``.
+        data_dir: Dataset root; overrides ``$DWSJAX_DATA_DIR``.
+        limit: Keep the first ``limit`` objects.
+        seed: 3D only: randomness of the sampled locations, per ``(seed, object_id)``.
+        n_points: 3D only: sampled locations per shape.
+        near_fraction: 3D only: fraction of the locations near the surface (:mod:`dwsjax.data.shapes`).
+        signed: 3D only: signed (SDF) or unsigned (UDF) distances; default: signed for
+            ``modelnet40``, unsigned for ``modelnet10``.
+        n: Synthetic only: number of objects (default :data:`SYNTHETIC_SIZES`).
+
+    Returns:
+        :class:`FitTargets`: ``coords`` ``(P, d)`` shared (images) or ``(N, P, d)`` per object (3D),
+        ``values`` ``(N, P, c)`` (pixels in ``[0, 1]`` or distances), labels, object ids,
+        class names, ``kind`` and the object ``shape``.
+
+    Raises:
+        ValueError: If ``name`` or ``split`` is unknown.
+        FileNotFoundError: If the dataset's files are missing (and no TFDS fallback applies).
     """
     if split not in ("train", "test"):
         raise ValueError(f'split must be "train" or "test", got {split!r}')

@@ -27,7 +27,7 @@ small pooled tensors except the last, and broadcast-adds the results.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -82,7 +82,10 @@ class SetAttention(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         heads = max(h for h in range(1, self.heads + 1) if self.features % h == 0)
         q, k, v = (dense_last_axis(nn.Dense(self.features, name=n), x) for n in ("query", "key", "value"))
-        split = lambda t: t.reshape(t.shape[:-1] + (heads, self.features // heads))
+
+        def split(t):
+            return t.reshape(t.shape[:-1] + (heads, self.features // heads))
+
         logits = jnp.einsum("bihf,bjhf->bhij", split(q), split(k)) / jnp.sqrt(self.features)
         attended = jnp.einsum("bhij,bjhf->bihf", jax.nn.softmax(logits, axis=-1), split(v))
         out = q + attended.reshape(q.shape)
@@ -90,14 +93,21 @@ class SetAttention(nn.Module):
 
 
 class DWSLayer(nn.Module):
-    """Equivariant map between weight spaces with ``C_in -> out_channels`` channels.
+    """Equivariant map between weight spaces with ``C_in -> out_channels`` channels (Navon et al., Sec. 4).
 
-    Input/output: slot tensors ``(W_0..W_{L-1}, b_0..b_{L-1})`` shaped
-    ``(B, d_m, d_{m+1}, C)`` and ``(B, d_{m+1}, C)``. Affine: the global term
-    carries a bias per output slot and fixed index (invariant, so equivariant).
+    ``L(V)_i = sum_j sum_{T ⊆ H_i ∩ H_j} broadcast_{H_i \\ T}(A_{ijT} pool_{H_j \\ T}(V_j))``, the basis
+    of Thm. 4.1 (see :mod:`dwsjax.models.dws`). Affine: the global term carries a bias
+    per output slot and fixed index (invariant, so equivariant).
     ``set_layer="linear"`` is the linear layer of the paper; ``"sab"`` maps the
     neuron features of each hidden layer with :class:`SetAttention` instead of a
     linear map (the reference code's default), which makes the layer nonlinear.
+
+    Attributes:
+        spec: Architecture of the input weight spaces.
+        out_channels: Channels ``C_out`` of every output slot.
+        reduction: Pooling over permuted axes, ``"max"``, ``"mean"`` or ``"sum"``.
+        set_layer: ``"linear"`` (the paper's layer) or ``"sab"`` (set attention, the reference code's).
+        heads: Attention heads of ``"sab"``.
     """
 
     spec: MLPSpec
@@ -108,6 +118,19 @@ class DWSLayer(nn.Module):
 
     @nn.compact
     def __call__(self, tensors: Tensors) -> Tensors:
+        """Apply the layer.
+
+        Args:
+            tensors: Slot tensors ``(W_0..W_{L-1}, b_0..b_{L-1})`` shaped ``(B, d_m, d_{m+1}, C_in)`` and
+                ``(B, d_{m+1}, C_in)`` (:func:`dwsjax.models.to_tensors` makes them from a weight space).
+
+        Returns:
+            Slot tensors of the same shapes with ``out_channels`` channels; permuting the hidden
+            neurons of the input permutes the output the same way.
+
+        Raises:
+            ValueError: If ``set_layer`` is unknown.
+        """
         slots = weight_space_slots(self.spec)
         reduce = reduction(self.reduction)
         folded = [fold(x, s) for x, s in zip(tensors, slots)]
@@ -229,15 +252,14 @@ def with_probe_channels(tensors: Tensors, activations: Sequence[jax.Array]) -> T
 
 
 class DWSClassifier(nn.Module):
-    """DWSNet classifier: DWS encoder -> invariant pooling -> MLP head -> ``(B, num_classes)``.
+    """DWSNet classifier (Navon et al. 2023): DWS encoder -> invariant pooling -> MLP head -> ``(B, num_classes)``.
 
-    Defaults: BatchNorm before every ReLU (``normalization="batch"``, the
-    reference's ``bn=True``) and set attention for the neuron-indexed terms
-    (``set_layer="sab"``, 8 heads, the reference's ``set_layer="sab"``): with
-    both, DWS-32 matches the DWSNets reference classifier on Fashion-MNIST INRs
-    where the linear layer without normalisation is ~3 points behind (README,
-    "Training recipes"). ``normalization="none", set_layer="linear"`` is the
-    earlier model (the paper's linear layers). BatchNorm's running statistics are
+    Defaults follow the DWSNets reference classifier (``experiments/mnist/trainer.py``):
+    BatchNorm before every ReLU (``normalization="batch"``, the reference's
+    ``bn=True``) and set attention for the neuron-indexed terms
+    (``set_layer="sab"``, 8 heads, the reference's ``set_layer="sab"``).
+    ``normalization="none", set_layer="linear"`` is the paper's linear layers
+    (comparisons: see ``docs/recipes.md``). BatchNorm's running statistics are
     the ``batch_stats`` collection: apply with ``{"params", "batch_stats"}``, and
     with ``mutable=["batch_stats"]`` when ``train=True``
     (:func:`dwsjax.train.train_step` does). ``head_hidden=0`` makes the head one
@@ -252,6 +274,19 @@ class DWSClassifier(nn.Module):
     become ``K`` extra input channels of the bias slot ``b_{l-1}`` indexed by that
     neuron, beside the bias itself. They are per-neuron features, so every DWS
     layer stays equivariant; the model then needs the raw weights (``raw=``).
+
+    Attributes:
+        spec: Architecture of the input weight spaces.
+        num_classes: Number of classes (logits).
+        hidden: Channels of every DWS layer (DWS-32: 32; the augmentation paper uses 128).
+        depth: Number of DWS layers.
+        reduction: Pooling over permuted axes, ``"max"``, ``"mean"`` or ``"sum"``.
+        normalization: ``"batch"``, ``"layer"`` or ``"none"`` after every DWS layer.
+        dropout: Dropout rate after every DWS layer and in the head.
+        head_hidden: Width of the head's hidden layer; ``0``: a linear head.
+        set_layer: ``"sab"`` or ``"linear"`` (:class:`DWSLayer`).
+        heads: Attention heads of ``"sab"``.
+        probe: Probe features (:class:`dwsjax.models.probes.ProbeConfig`), or ``None``.
     """
 
     spec: MLPSpec
@@ -277,8 +312,21 @@ class DWSClassifier(nn.Module):
         self.head_out = nn.Dense(self.num_classes)
 
     def features(self, ws: WeightSpace, train: bool = False, raw: WeightSpace | None = None) -> jax.Array:
-        """Invariant representation ``(B, F)`` of a batch of (normalised) weight spaces ``ws``;
-        ``raw`` are the same INRs unnormalised, read by probe features only."""
+        """Invariant representation of a batch of weight spaces, before the head.
+
+        Args:
+            ws: Weight spaces of architecture ``spec`` with batch shape ``(B,)`` (normalised, as
+                :func:`dwsjax.weights.normalize` makes them).
+            train: Training mode: batch statistics and dropout.
+            raw: The same INRs unnormalised; read by probe features only (required with ``probe``).
+
+        Returns:
+            ``(B, F)`` features, ``F = sum_i F_i`` pooled channels over all slots; invariant to
+            hidden-neuron permutations of ``ws`` (and of ``raw`` alike).
+
+        Raises:
+            ValueError: If ``ws`` does not have architecture ``spec``, or ``raw`` is missing with ``probe``.
+        """
         check_model_input(ws, self.spec)
         tensors = to_tensors(ws)
         if self.probe is not None:
@@ -289,6 +337,20 @@ class DWSClassifier(nn.Module):
         return invariant_pool(tensors, self.spec, self.reduction)
 
     def __call__(self, ws: WeightSpace, train: bool = False, raw: WeightSpace | None = None) -> jax.Array:
+        """Classify a batch of weight spaces.
+
+        Args:
+            ws: Weight spaces of architecture ``spec`` with batch shape ``(B,)``.
+            train: Training mode: batch statistics (apply with ``mutable=["batch_stats"]``) and dropout
+                (pass ``rngs={"dropout": key}``).
+            raw: The same INRs unnormalised (probe features only, :meth:`features`).
+
+        Returns:
+            Logits ``(B, num_classes)``, invariant to hidden-neuron permutations of ``ws``.
+
+        Raises:
+            ValueError: If ``ws`` does not have architecture ``spec``, or ``raw`` is missing with ``probe``.
+        """
         features = self.features(ws, train, raw)
         if self.head_hidden:
             features = nn.relu(self.head_hidden_layer(features))

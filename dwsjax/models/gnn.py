@@ -202,12 +202,26 @@ class RelationalTransformerLayer(nn.Module):
 class GNNClassifier(nn.Module):
     """Relational transformer over the neural graph -> output-node readout -> ``(B, num_classes)``.
 
-    Defaults are the reference's ``rtransformer.yaml``; ``dropout`` 0.2 is its
-    Fashion-MNIST script's (``fmnist_cls_rt.sh``). ``probe``
-    (:class:`dwsjax.models.probes.ProbeConfig`) adds the reference's probe
-    features: each neuron's ``K`` activations, mapped by a linear layer to
-    ``node_dim`` and added to its node features; the model then needs the raw
-    weights (``raw=``).
+    Kofinas et al. (ICLR 2024), see :mod:`dwsjax.models.gnn`. Defaults are the reference's
+    ``rtransformer.yaml``; ``dropout`` 0.2 is its Fashion-MNIST script's (``fmnist_cls_rt.sh``).
+    ``probe`` (:class:`dwsjax.models.probes.ProbeConfig`) adds the reference's probe features:
+    each neuron's ``K`` activations, mapped by a linear layer to ``node_dim`` and added to its node
+    features; the model then needs the raw weights (``raw=``).
+
+    Attributes:
+        spec: Architecture of the input weight spaces; the graph has ``N = sum(spec.widths)`` nodes.
+        num_classes: Number of classes (logits).
+        node_dim: Width ``D`` of node features.
+        edge_dim: Width ``E`` of edge features.
+        attn_dim: Width of all attention heads together.
+        node_hidden: Hidden width of the node MLP.
+        edge_hidden: Hidden width of the edge MLPs.
+        head_hidden: Hidden width of the readout head.
+        depth: Number of relational transformer blocks.
+        heads: Attention heads.
+        dropout: Dropout rate in every block.
+        num_frequencies: Random Fourier features per scalar of the input encoding.
+        probe: Probe features, or ``None``.
     """
 
     spec: MLPSpec
@@ -226,6 +240,19 @@ class GNNClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, ws: WeightSpace, train: bool = False, raw: WeightSpace | None = None) -> jax.Array:
+        """Classify a batch of weight spaces.
+
+        Args:
+            ws: Weight spaces of architecture ``spec`` with batch shape ``(B,)``.
+            train: Training mode: dropout (pass ``rngs={"dropout": key}``).
+            raw: The same INRs unnormalised, read by probe features only (required with ``probe``).
+
+        Returns:
+            Logits ``(B, num_classes)``, invariant to hidden-neuron permutations of ``ws``.
+
+        Raises:
+            ValueError: If ``ws`` does not have architecture ``spec``, or ``raw`` is missing with ``probe``.
+        """
         check_model_input(ws, self.spec)
         x, e = graph_inputs(ws, self.spec, self.node_dim, self.edge_dim, self.num_frequencies)
         if self.probe is not None:

@@ -47,7 +47,7 @@ def num_positions(spec: MLPSpec) -> int:
 def node_positions(spec: MLPSpec) -> np.ndarray:
     """``(N,)`` position ids: per-index for input/output neurons, per-layer for hidden ones."""
     d_in, d_out, L = spec.widths[0], spec.widths[-1], spec.num_layers
-    hidden = [np.full(d, d_in + l - 1) for l, d in enumerate(spec.hidden_widths, start=1)]
+    hidden = [np.full(d, d_in + k - 1) for k, d in enumerate(spec.hidden_widths, start=1)]
     return np.concatenate([np.arange(d_in), *hidden, d_in + L - 1 + np.arange(d_out)])
 
 
@@ -58,8 +58,8 @@ def place_edges(blocks, spec: MLPSpec, fill: jax.Array) -> jax.Array:
     first = blocks[0]
     shape = first.shape[:1] + (offsets[-1], offsets[-1]) + first.shape[3:]
     dense = jnp.broadcast_to(jnp.asarray(fill, first.dtype), shape)
-    for l, block in enumerate(blocks):
-        dense = dense.at[:, offsets[l] : offsets[l + 1], offsets[l + 1] : offsets[l + 2]].set(block)
+    for k, block in enumerate(blocks):
+        dense = dense.at[:, offsets[k] : offsets[k + 1], offsets[k + 1] : offsets[k + 2]].set(block)
     return dense
 
 

@@ -41,7 +41,7 @@ class ProbeConfig(NamedTuple):
     activation: str = "sine"
     w0: float = SIREN_W0
 
-    def check(self) -> "ProbeConfig":
+    def check(self) -> ProbeConfig:
         if self.points < 1:
             raise ValueError(f"probe features need at least 1 probe point, got {self.points}")
         if self.activation not in ACTIVATIONS:
@@ -66,9 +66,9 @@ def neuron_activations(ws: WeightSpace, inputs: jax.Array, activation: str = "si
     h = jnp.broadcast_to(inputs, (ws.weights[0].shape[0],) + inputs.shape)
     layers = [h]
     last = len(ws.weights) - 1
-    for l, (w, b) in enumerate(zip(ws.weights, ws.biases)):
+    for layer, (w, b) in enumerate(zip(ws.weights, ws.biases)):
         z = jnp.einsum("bki,bio->bko", h, w) + b[:, None, :]
-        h = sigma(z) if l < last else z
+        h = sigma(z) if layer < last else z
         layers.append(h)
     return tuple(layers)
 

@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 
@@ -54,7 +55,27 @@ def depth_config(name: str, depth: int | None) -> dict[str, Any]:
 
 
 def build_model(name: str, spec: MLPSpec, num_classes: int, **config: Any) -> nn.Module:
-    """``build_model("dws", mlp_spec(2, 32, 32, 1), 10, hidden=128)``: a classifier module."""
+    """A weight-space classifier by name, with the papers' configurations as defaults.
+
+    ``build_model("dws", mlp_spec(2, 32, 32, 1), 10, hidden=128)`` is the augmentation
+    paper's DWSNet for 2-32-32-1 SIRENs and 10 classes.
+
+    Args:
+        name: A key of :data:`MODELS`: ``"dws"`` (:class:`dwsjax.models.DWSClassifier`), ``"gnn"``
+            (:class:`dwsjax.models.GNNClassifier`), ``"mlp"`` (:class:`dwsjax.models.FlatMLP`) or
+            ``"transformer"`` (:class:`dwsjax.models.NeuronTransformer`).
+        spec: Architecture of the weight spaces to classify.
+        num_classes: Number of classes.
+        **config: Fields of the model class that override its defaults (e.g. ``hidden``, ``depth``,
+            ``dropout``).
+
+    Returns:
+        The Flax module; ``model.init(key, ws)`` and ``model.apply(variables, ws)`` map weight
+        spaces with batch shape ``(B,)`` to logits ``(B, num_classes)``.
+
+    Raises:
+        ValueError: If ``name`` is not a model.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     return MODELS[name](spec=spec, num_classes=num_classes, **config)

@@ -16,8 +16,9 @@ because a non-permuted index behaves like a feature index.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,15 +39,15 @@ class Slot(NamedTuple):
     @property
     def hidden_layers(self) -> tuple[int, ...]:
         """Permutable neuron layers, in axis order."""
-        return tuple(l for l in self.layers if self.is_hidden(l))
+        return tuple(k for k in self.layers if self.is_hidden(k))
 
     @property
     def hidden_dims(self) -> tuple[int, ...]:
-        return tuple(d for l, d in zip(self.layers, self.dims) if self.is_hidden(l))
+        return tuple(d for k, d in zip(self.layers, self.dims) if self.is_hidden(k))
 
     @property
     def fixed_dims(self) -> tuple[int, ...]:
-        return tuple(d for l, d in zip(self.layers, self.dims) if not self.is_hidden(l))
+        return tuple(d for k, d in zip(self.layers, self.dims) if not self.is_hidden(k))
 
     def folded_features(self, channels: int) -> int:
         """``F = C * prod(fixed dims)``."""
@@ -74,8 +75,8 @@ def from_tensors(tensors: tuple[jax.Array, ...]) -> WeightSpace:
 
 
 def _hidden_then_fixed_axes(slot: Slot) -> list[int]:
-    hidden = [1 + i for i, l in enumerate(slot.layers) if slot.is_hidden(l)]
-    fixed = [1 + i for i, l in enumerate(slot.layers) if not slot.is_hidden(l)]
+    hidden = [1 + i for i, k in enumerate(slot.layers) if slot.is_hidden(k)]
+    fixed = [1 + i for i, k in enumerate(slot.layers) if not slot.is_hidden(k)]
     return [0, *hidden, *fixed, 1 + len(slot.layers)]
 
 
@@ -152,7 +153,7 @@ def pool_to_layer(x: jax.Array, slot: Slot, layer: int, reduce: Reduction) -> ja
 
 def broadcast_from_layer(x: jax.Array, slot: Slot, layer: int) -> jax.Array:
     """``(B, d_layer, F)`` -> broadcastable to the folded slot ``(B, *hidden_dims, F)``."""
-    shape = [x.shape[0]] + [d if l == layer else 1 for l, d in zip(slot.hidden_layers, slot.hidden_dims)]
+    shape = [x.shape[0]] + [d if k == layer else 1 for k, d in zip(slot.hidden_layers, slot.hidden_dims)]
     return x.reshape(shape + [x.shape[-1]])
 
 
