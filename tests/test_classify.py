@@ -20,7 +20,6 @@ from dwsjax.run import (
 from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
 from dwsjax.weights import finite_rows, mlp_spec, unflatten_weights, weight_stats
-from experiments import classify
 
 
 def small_config(batch_size: int, epochs: int = 1) -> TrainConfig:
@@ -102,18 +101,11 @@ def test_train_step_updates_batchnorm_statistics(splits):
     assert max(jax.tree.leaves(moved)) > 0
 
 
-def test_classification_run_end_to_end_and_its_cli(tmp_path):
+def test_classification_run_end_to_end(tmp_path):
     config = RunConfig(dataset="synthetic2d", model="dws", hidden=8, augment="translate,mixup_prealigned",
                        train_objects=40, val_objects=20, test_objects=20, inr_steps=20, epochs=2, batch_size=20,
                        cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"), plot=True,
                        progress=False)  # fmt: skip
-    argv = [
-        "--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--augment", "translate,mixup_prealigned",
-        "--train-objects", "40", "--val-objects", "20", "--test-objects", "20", "--inr-steps", "20",
-        "--epochs", "2", "--batch-size", "20", "--cache-dir", str(tmp_path / "cache"),
-        "--out", str(tmp_path / "run"), "--plot", "--no-progress",
-    ]  # fmt: skip
-    assert classify.config_of(classify.parse_args(argv)) == config, "the command line makes the same config"
     results = run_classification(config)
     assert results["train_inrs"] == 40 and results["val_inrs"] == 20 and results["test_inrs"] == 20
     assert 0.0 <= results["test_accuracy"] <= 1.0
@@ -126,31 +118,13 @@ def test_classification_run_end_to_end_and_its_cli(tmp_path):
     assert results["train_seconds"] == round(sum(e["epoch_seconds"] for e in saved["history"]), 1)
     fresh_cache = str(tmp_path / "fresh_cache")
     with pytest.raises(ValueError, match="--resume"):
-        classify.main([fresh_cache if a == str(tmp_path / "cache") else a for a in argv])
+        run_classification(config.replace(cache_dir=fresh_cache))
     assert not Path(fresh_cache).exists(), "the run directory is refused before any INR is fitted"
 
 
 def test_training_seconds_are_unknown_for_epochs_without_a_recorded_time():
     assert training_seconds([{"epoch_seconds": 1.5}, {"epoch_seconds": 2.0}]) == 3.5
     assert training_seconds([{"epoch": 0}, {"epoch_seconds": 2.0}]) is None, "an older checkpoint's epoch"
-
-
-def test_the_cli_has_one_flag_per_config_field():
-    """Every RunConfig field is a flag of experiments.classify with the field's default; flags parse to
-    the typed config (``--no-progress`` is ``progress=False``, ``--amsgrad/--no-amsgrad`` a tri-state)."""
-    import dataclasses
-
-    parsed = vars(classify.parse_args([]))
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    assert set(parsed) - {"debug"} == (names - {"progress"}) | {"no_progress"}
-    assert classify.config_of(classify.parse_args([])) == RunConfig()
-    argv = ["--dataset", "fmnist", "--no-progress", "--no-amsgrad", "--inr-lr", "0.01", "--probe-points", "8",
-            "--set-layer", "linear", "--template-sign-aware", "--out", "x"]  # fmt: skip
-    assert classify.config_of(classify.parse_args(argv)) == RunConfig(
-        dataset="fmnist", progress=False, amsgrad=False, inr_lr=0.01, probe_points=8, set_layer="linear",
-        template_sign_aware=True, out="x")  # fmt: skip
-    with pytest.raises(SystemExit):
-        classify.parse_args(["--dataset", "imagenet"])
 
 
 def test_a_results_row_reads_back_as_its_typed_config():
@@ -277,8 +251,6 @@ def test_a_full_modelnet40_directory_runs_the_papers_protocol(tmp_path, capsys):
     assert "no benchmark" not in capsys.readouterr().out
     given = resolve_protocol(RunConfig(dataset="modelnet40", data_dir=str(tmp_path), epochs=3))
     assert (given.epochs, given.inr_recipe) == (3, "dwsnets")
-    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
-    assert (args.epochs, args.inr_recipe) == (250, "dwsnets"), "the flags of experiments.ssl resolve alike"
 
 
 def test_a_partial_modelnet40_directory_says_it_is_no_benchmark(tmp_path, capsys):
