@@ -210,3 +210,18 @@ def test_rows_of_the_committed_results_are_recognised_as_done():
     assert reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 0)), "the older layout's row"
     assert not reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 7)), "no seed 7"
     assert not reproduce.is_done(rows, reproduce.Run(reproduce.FMNIST, "dws-probe", "none", 1, 0)), "not run yet"
+
+
+def test_fit_schedules_runs_are_configs_and_committed_rows_are_done(tmp_path):
+    import argparse
+
+    from experiments import fit_schedules
+
+    args = argparse.Namespace(cache_dir="c", data_dir=None, runs_dir=str(tmp_path))
+    config = fit_schedules.schedule_config(args, 5e-4, 2000, 40.0, 1)
+    assert (config.inr_recipe, config.inr_lr, config.inr_steps, config.inr_target_psnr) == ("dwsnets", 5e-4, 2000, 40.0)
+    assert (config.train_objects, config.test_objects, config.epochs, config.seed) == (2000, 1000, 40, 1)
+    assert config.out == str(tmp_path / "0.0005_2000_s1") and config.resume and not config.progress
+    rows = read_csv_rows(RESULTS / "fit-schedules.csv")
+    assert fit_schedules.is_done(rows, 5e-4, 2000, 40.0, 0) and fit_schedules.is_done(rows, 2e-3, 1000, 40.0, 0)
+    assert not fit_schedules.is_done(rows, 5e-4, 2000, 40.0, 9)
