@@ -210,6 +210,8 @@ def test_rows_of_the_committed_results_are_recognised_as_done():
     assert reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 0)), "the older layout's row"
     assert not reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 7)), "no seed 7"
     assert not reproduce.is_done(rows, reproduce.Run(reproduce.FMNIST, "dws-probe", "none", 1, 0)), "not run yet"
+    gnn = reproduce.runs_of("fmnist-gnn", [0], ["none"])[0]
+    assert reproduce.is_done(read_csv_rows(RESULTS / "fmnist-gnn.csv"), gnn), "the GNN's head width is no DWS layout"
 
 
 def test_fit_schedules_runs_are_configs_and_committed_rows_are_done(tmp_path):
