@@ -49,11 +49,14 @@ from dwsjax.augment import (
 )
 from dwsjax.data import load_targets
 from dwsjax.fit import FitConfig, FitResult, fit_sirens, inr_keys
+from dwsjax.function_probe import linear_probe, rendered_functions
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.matching import align, weight_matching
 from dwsjax.models import DWSClassifier, DWSLayer, GNNClassifier, build_model
+from dwsjax.models.probes import ProbeConfig, neuron_activations
 from dwsjax.optim import TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.recipes import RECIPES, FitRecipe, fit_recipe
+from dwsjax.shape_quality import shape_quality
 from dwsjax.siren import (
     grid_coords,
     image_coords,
@@ -117,6 +120,10 @@ __all__ = [
     "build_inr_store",
     "InrStore",
     "InrBatch",
+    # Diagnostics: what the INRs' functions hold, how well 3D INRs hold their shapes
+    "rendered_functions",
+    "linear_probe",
+    "shape_quality",
     # Augmentations and pipelines (Shamsian et al. 2024)
     "build_pipeline",
     "Pipeline",
@@ -145,6 +152,8 @@ __all__ = [
     "DWSClassifier",
     "DWSLayer",
     "GNNClassifier",
+    "ProbeConfig",
+    "neuron_activations",
     # Training, training recipes and SimCLR pre-training
     "TrainConfig",
     "train_classifier",

@@ -36,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_common_arguments(p)
     p.add_argument("--grid", type=int, default=16, help="3D: distance field and occupancy on grid^3 points")
     p.add_argument("--results-dir", default="results", help="where function-probe.csv/.md and the sets' CSVs are")
+    p.add_argument("--table-only", action="store_true", help="only render function-probe.md again")
     return resolve_protocol(p.parse_args(argv))
 
 
@@ -71,13 +72,16 @@ def render_table(results_dir: Path) -> str:
     lines += ["", "Weight-space models on the same split and INR recipe (`experiments.reproduce`):", "",
               "| set | model | augmentation | views | test acc. (%) | seeds |",
              "|---|---|---|---:|---:|---:|"]  # fmt: skip
-    for r in rows:
-        lines += model_rows(results_dir, r)
-    return "\n".join(dict.fromkeys(lines)) + "\n"
+    lines += dict.fromkeys(line for r in rows for line in model_rows(results_dir, r))
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    results_dir = Path(args.results_dir)
+    if args.table_only:
+        atomic_write_text(results_dir / "function-probe.md", render_table(results_dir))
+        return {}
     use_all_cpu_cores()
     from dwsjax.function_probe import image_resolution, linear_probe, rendered_functions, source_features
     from dwsjax.presets import preset
@@ -98,7 +102,6 @@ def main(argv=None) -> dict:
            "inr_test_accuracy": on_inrs.test_accuracy, "inr_train_accuracy": on_inrs.train_accuracy,
            "source_test_accuracy": on_source.test_accuracy,
            "source_train_accuracy": on_source.train_accuracy}  # fmt: skip
-    results_dir = Path(args.results_dir)
     append_csv_rows(results_dir / "function-probe.csv", [row], COLUMNS)
     atomic_write_text(results_dir / "function-probe.md", render_table(results_dir))
     print(json.dumps(row))

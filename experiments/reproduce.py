@@ -111,7 +111,7 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # The last cell pairs the two strongest augmentations here (the paper's combination also carries translate).
     "fmnist-augment": [(FMNIST, [("dws", a, 1) for a in (*FMNIST_AUGMENTATIONS, "mixup_prealigned",
                                                          "siren_negation,mixup_aligned")]
-                        + [("dws-probe", "none", 1)])],
+                        + [("dws-probe", "none", 1), ("dws-probe-fixed", "none", 1)])],
     # The reference's 1,000 warmup steps scaled by the training-set size (1,000 x 2,000 / 55,000 ~ 36; ~1.1
     # epochs at batch 64), as in the README's relational-transformer runs: 1,000 would outlast the whole run.
     "fmnist-gnn": [(FMNIST._replace(batch_size=64, warmup_steps=35), [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS])],
