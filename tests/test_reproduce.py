@@ -209,7 +209,11 @@ def test_rows_of_the_committed_results_are_recognised_as_done():
     plain = reproduce.FMNIST._replace(normalization="none", set_layer="linear")
     assert reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 0)), "the older layout's row"
     assert not reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 7)), "no seed 7"
-    assert not reproduce.is_done(rows, reproduce.Run(reproduce.FMNIST, "dws-probe", "none", 1, 0)), "not run yet"
+    plain_row = next(r for r in rows if r["augment"] == "none" and r["normalization"] == "batch")
+    probe_row = {**plain_row, "model": "dws-probe"}
+    probe = reproduce.Run(reproduce.FMNIST, "dws-probe", "none", 1, int(probe_row["seed"]))
+    assert reproduce.is_done([probe_row], probe) and not reproduce.is_done([probe_row], probe._replace(model="dws"))
+    assert not reproduce.is_done([probe_row], probe._replace(model="dws-probe-fixed")), "fixed probe inputs differ"
     gnn = reproduce.runs_of("fmnist-gnn", [0], ["none"])[0]
     assert reproduce.is_done(read_csv_rows(RESULTS / "fmnist-gnn.csv"), gnn), "the GNN's head width is no DWS layout"
 
