@@ -20,11 +20,13 @@ line to stderr saying so; ``DWSJAX_NO_HUGE_PAGES=1`` turns it off (see
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 USER_ERRORS = (ValueError, FileNotFoundError)
 HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"
@@ -66,6 +68,56 @@ def make_parser(description: str | None) -> CliParser:
     parser = CliParser(description=description, formatter_class=HelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error, not one line")
     return parser
+
+
+def config_flag(field: dataclasses.Field) -> str:
+    """The command line flag of a config field: its metadata's ``flag`` or ``--field-name``."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls, names: Iterable[str] | None = None,
+                         defaults: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """One flag per field of the dataclass ``config_cls`` (those in ``names``, in field order; default:
+    all), typed by its annotation, with the help and choices of its metadata (``dwsjax.run.setting``):
+    ``int``/``float``/``str`` fields take a value, ``bool`` fields are switches (``--flag`` for a default
+    of ``False``, ``--flag/--no-flag`` for ``None``, and a ``--no-...`` flag for a default of ``True``,
+    whose value lands in ``no_<field>``, see :func:`config_from_args`). ``defaults`` replaces the
+    fields' defaults on this command."""
+    from dwsjax.run import base_type, field_types
+
+    types = field_types(config_cls)
+    wanted = None if names is None else set(names)
+    for field in dataclasses.fields(config_cls):
+        if wanted is not None and field.name not in wanted:
+            continue
+        if defaults and field.name in defaults:
+            default = defaults[field.name]
+        elif field.default is not dataclasses.MISSING:
+            default = field.default
+        else:
+            default = field.default_factory()
+        kind, meta = base_type(types[field.name]), field.metadata
+        kwargs: dict[str, Any] = {"help": meta.get("help") or None}
+        if kind is bool and default is True:
+            parser.add_argument(config_flag(field), dest=f"no_{field.name}", action="store_true", **kwargs)
+            continue
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if default is None else "store_true"
+        else:
+            kwargs.update(type=kind, choices=meta.get("choices"))
+        parser.add_argument(config_flag(field), dest=field.name, default=default, **kwargs)
+
+
+def add_hidden_alias(parser: argparse.ArgumentParser, flag: str, dest: str, kind: type) -> None:
+    """``flag`` as a second, undocumented name of the option stored in ``dest`` (an older flag name
+    that documented commands still use)."""
+    parser.add_argument(flag, dest=dest, type=kind, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def config_from_args(config_cls, args: argparse.Namespace):
+    """The ``config_cls`` of a parsed namespace: its fields' values (``no_<field>`` switches negated);
+    namespace entries that are no field are ignored, fields missing from it keep their defaults."""
+    return config_cls.from_values(vars(args))
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
+from dwsjax.run import RunConfig
 from experiments.cli import make_parser, run_cli
 from experiments.tables import mean_pm_std
 
@@ -89,25 +90,27 @@ def schedule_name(lr: float, steps: int, target_psnr: float) -> str:
     return f"{lr:g}:{steps}" + ("" if target_psnr == 40.0 else f":{target_psnr:g}")
 
 
+def schedule_config(args, lr: float, steps: int, target_psnr: float, seed: int) -> RunConfig:
+    """The DWS-32 run of a schedule and training seed under :data:`PROTOCOL`."""
+    name = schedule_name(lr, steps, target_psnr)
+    return RunConfig(dataset="fmnist", model="dws", inr_recipe="dwsnets", inr_lr=lr, inr_steps=steps,
+                     inr_target_psnr=target_psnr, seed=seed, **PROTOCOL, cache_dir=args.cache_dir,
+                     data_dir=args.data_dir or None, out=str(Path(args.runs_dir) / f"{name.replace(':', '_')}_s{seed}"),
+                     resume=True, plot=True, progress=False)  # fmt: skip
+
+
 def run_schedule(args, lr: float, steps: int, target_psnr: float, seed: int) -> dict:
     """Fit (or reuse) the schedule's INR stores, measure them, train DWS-32 with ``seed``: one CSV row."""
-    from experiments import classify
+    from dwsjax.run import load_splits, resolve_protocol, run_classification
 
     name = schedule_name(lr, steps, target_psnr)
-    argv = ["--dataset", "fmnist", "--model", "dws", "--inr-recipe", "dwsnets", "--inr-lr", str(lr),
-            "--inr-steps", str(steps), "--inr-target-psnr", str(target_psnr), "--seed", str(seed),
-            "--train-objects", str(PROTOCOL["train_objects"]), "--val-objects", str(PROTOCOL["val_objects"]),
-            "--test-objects", str(PROTOCOL["test_objects"]), "--epochs", str(PROTOCOL["epochs"]),
-            "--cache-dir", args.cache_dir, "--out", str(Path(args.runs_dir) / f"{name.replace(':', '_')}_s{seed}"),
-            "--resume", "--plot", "--no-progress"]  # fmt: skip
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
+    config = resolve_protocol(schedule_config(args, lr, steps, target_psnr, seed))
     start = time.perf_counter()
-    train, val, _, store = classify.load_splits(classify.resolve_protocol(classify.parse_args(argv)))
+    train, val, _, store = load_splits(config)
     fit_seconds = time.perf_counter() - start
     fitted = np.concatenate([s["steps"] for s in store.manifest["shards"].values()])
     stds = layer_stds(train.weights)
-    results = classify.main(argv)
+    results = run_classification(config)
     return {
         "schedule": name, "seed": seed, "lr": lr, "steps": steps, "target_psnr": target_psnr,
         "fit_seconds": round(fit_seconds, 1), "fit_inrs": int(fitted.size),
@@ -119,6 +122,19 @@ def run_schedule(args, lr: float, steps: int, target_psnr: float, seed: int) -> 
         "test_accuracy": results["test_accuracy"], "val_accuracy": results["val_accuracy"],
         "best_epoch": results["best_epoch"], "final_train_accuracy": results["final_train_accuracy"],
     }  # fmt: skip
+
+
+def is_done(rows: list[dict], lr: float, steps: int, target_psnr: float, seed: int) -> bool:
+    """Whether a row records the schedule and seed: its ``lr``, ``steps``, ``target_psnr`` and ``seed``
+    read as numbers (rows of older files without the schedule's columns by its name)."""
+    for r in rows:
+        if r.get("lr") and r.get("steps") and r.get("target_psnr"):
+            if (float(r["lr"]), int(r["steps"]), float(r["target_psnr"]), int(r["seed"])) == (lr, steps, target_psnr,
+                                                                                              seed):  # fmt: skip
+                return True
+        elif (r["schedule"], int(r["seed"])) == (schedule_name(lr, steps, target_psnr), seed):
+            return True
+    return False
 
 
 def main(argv=None) -> list[dict]:
@@ -136,7 +152,7 @@ def main(argv=None) -> list[dict]:
     rows = read_csv_rows(csv_path) if csv_path.exists() else []
     runs = [(schedule, int(seed)) for seed in args.seeds.split(",") for schedule in args.schedules]
     for (lr, steps, target), seed in runs:
-        if any((r["schedule"], r["seed"]) == (schedule_name(lr, steps, target), str(seed)) for r in rows):
+        if is_done(rows, lr, steps, target, seed):
             continue
         row = run_schedule(args, lr, steps, target, seed)
         print(json.dumps(row), flush=True)

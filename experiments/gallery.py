@@ -30,10 +30,12 @@ from dwsjax.fit import fit_sirens, inr_keys
 from dwsjax.inr_datasets import InrDatasetConfig
 from dwsjax.matching import align
 from dwsjax.plots import plot_image_grid, save_figure
+from dwsjax.presets import IMAGE_DATASETS
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from dwsjax.run import RunConfig
 from dwsjax.siren import render_image
 from dwsjax.weights import WeightSpace, flatten_weights
-from experiments.cli import make_parser, run_cli
+from experiments.cli import add_config_arguments, add_hidden_alias, make_parser, run_cli
 
 GALLERY_AUGMENTATIONS = (
     "translate", "rotate", "scale",
@@ -222,9 +224,10 @@ def plot_gallery(
 def parse_args(argv=None) -> argparse.Namespace:
     p = make_parser(__doc__)
     p.add_argument("--out", default="docs/figures/gallery.png", help="figure path (.png, .pdf, .svg)")
-    p.add_argument("--dataset", default="fmnist", choices=["fmnist", "mnist", "cifar10", "synthetic2d"])
+    p.add_argument("--dataset", default="fmnist", choices=IMAGE_DATASETS)
     p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES), help="INR fitting recipe")
-    p.add_argument("--steps", type=int, default=None, help="INR step cap (default: the recipe's)")
+    add_config_arguments(p, RunConfig, ["inr_steps"])  # the flag of experiments.classify
+    add_hidden_alias(p, "--steps", "inr_steps", int)  # its older name
     p.add_argument("--seed", type=int, default=0, help="INR initialisation and augmentation seed")
     p.add_argument("--dpi", type=int, default=100)
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
@@ -234,7 +237,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     use_all_cpu_cores()
-    inrs = fit_example_inrs(2, args.steps, args.dataset, args.data_dir, args.seed, args.inr_recipe)
+    inrs = fit_example_inrs(2, args.inr_steps, args.dataset, args.data_dir, args.seed, args.inr_recipe)
     height, width = inrs.images.shape[1:3]
     ws_a, ws_b = (jax.tree.map(lambda x, i=i: x[i], inrs.weights) for i in range(2))
     key_aug, key_mix = jax.random.split(jax.random.key(args.seed))

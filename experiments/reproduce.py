@@ -6,8 +6,12 @@
     python -m experiments.reproduce --set scale-fmnist --train-objects 10000 --augment mixup_prealigned --epochs 200
     python -m experiments.reproduce --set ssl-fmnist --seeds 0,1,2   (see experiments.reproduce_ssl)
 
-Each run is one ``experiments.classify`` call. Finished runs are appended to
-``results/<set>.csv`` (one row per run); a rerun skips runs already there and
+Each run is one :func:`dwsjax.run.run_classification` of the
+:class:`~dwsjax.run.RunConfig` that a set's protocol and cell make
+(:func:`run_config`; the same run from a shell is the ``experiments.classify``
+command with one flag per config field). Finished runs are appended to
+``results/<set>.csv`` (one row per run); a rerun skips runs already there (a row is read back as the
+config it records and compared with the run's, :func:`is_done`) and
 resumes a killed run from its checkpoint. After every run the markdown table
 ``results/<set>.md`` (mean and std over seeds, next to the paper's numbers for
 the same cells where the paper reports them) is rendered again; a set run at
@@ -30,22 +34,23 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from dwsjax.augment import spec_label, spec_of_label
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
-from dwsjax.models import DWSClassifier
 from dwsjax.optim import MODEL_RECIPES
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from dwsjax.run import DWS_LAYOUT, RunConfig, run_classification  # noqa: F401
 from experiments.cli import make_parser, run_cli
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
 from experiments.tables import mean_pm_std
 
 
 class Protocol(NamedTuple):
-    """Sizes shared by every run of a set (the CPU protocol)."""
+    """Sizes shared by every run of a set (the CPU protocol); every field is a :class:`RunConfig` field,
+    ``None`` meaning the config's default."""
 
     dataset: str
     train_objects: int
@@ -138,17 +143,14 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     )],
 }
 
-# Model variants a cell may name: (classify --model, extra classify flags). Probe features: 64 probe inputs as in
-# the neural-graphs reference (dwsjax.models.probes), learned unless "fixed".
-MODEL_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    **{m: (m, ()) for m in ("dws", "gnn", "mlp", "transformer")},
-    "dws-probe": ("dws", ("--probe-points", "64")),
-    "dws-probe-fixed": ("dws", ("--probe-points", "64", "--probe-inputs", "fixed")),
-    "gnn-probe": ("gnn", ("--probe-points", "64")),
+# Model variants a cell may name: their RunConfig fields (the model and its options). Probe features: 64 probe
+# inputs as in the neural-graphs reference (dwsjax.models.probes), learned unless "fixed".
+MODEL_VARIANTS: dict[str, dict[str, Any]] = {
+    **{m: {"model": m} for m in ("dws", "gnn", "mlp", "transformer")},
+    "dws-probe": {"model": "dws", "probe_points": 64},
+    "dws-probe-fixed": {"model": "dws", "probe_points": 64, "probe_inputs": "fixed"},
+    "gnn-probe": {"model": "gnn", "probe_points": 64},
 }
-
-# DWS layout options recorded per run (classify --normalization, --set-layer, --head-hidden).
-DWS_LAYOUT = ("normalization", "set_layer", "head_hidden")
 
 COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch", "epochs",
            "final_train_accuracy", "train_objects", "train_inrs", "params", "normalization", "set_layer", "head_hidden",
@@ -187,49 +189,36 @@ def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None,
             for model, augment, views in cells if augments is None or augment in augments]  # fmt: skip
 
 
-def classify_argv(run: Run, out: Path, data_dir: str | None, cache_dir: str) -> list[str]:
-    protocol = run.protocol
-    model, model_flags = MODEL_VARIANTS[run.model]
-    argv = ["--dataset", protocol.dataset, "--model", model, *model_flags, "--augment", run.augment,
-            "--views", str(run.views), "--seed", str(run.seed),
-            "--train-objects", str(protocol.train_objects), "--val-objects", str(protocol.val_objects),
-            "--test-objects", str(protocol.test_objects), "--epochs", str(protocol.epochs),
-            "--train-recipe", train_recipe_of(run), "--inr-recipe", protocol.inr_recipe,
-            "--cache-dir", cache_dir,
-            "--out", str(out), "--resume", "--plot"]  # fmt: skip
-    optional = {"--batch-size": protocol.batch_size, "--lr": protocol.lr, "--warmup-steps": protocol.warmup_steps,
-                "--hidden": protocol.hidden, "--normalization": protocol.normalization,
-                "--set-layer": protocol.set_layer, "--head-hidden": protocol.head_hidden,
-                "--store-views": protocol.store_views, "--inr-steps": protocol.inr_steps,
-                "--inr-points": protocol.inr_points}  # fmt: skip
-    for flag, value in optional.items():
-        if value is not None:
-            argv += [flag, str(value)]
-    if data_dir is not None:
-        argv += ["--data-dir", data_dir]
-    return argv
+def run_config(run: Run, out: Path | None = None, data_dir: str | None = None,
+               cache_dir: str | None = None) -> RunConfig:  # fmt: skip
+    """The :class:`RunConfig` of a run: its protocol's settings, its cell's model variant
+    (:data:`MODEL_VARIANTS`), augmentation, views and seed, the model's training recipe when the protocol
+    names none; resumed in ``out`` and plotted."""
+    protocol = {k: v for k, v in run.protocol._asdict().items() if v is not None}
+    places = {"data_dir": data_dir, "cache_dir": cache_dir, "out": None if out is None else str(out)}
+    return RunConfig(**protocol, **MODEL_VARIANTS[run.model], augment=run.augment, views=run.views, seed=run.seed,
+                     train_recipe=train_recipe_of(run), resume=True, plot=True,
+                     **{k: v for k, v in places.items() if v is not None})  # fmt: skip
 
 
 def train_recipe_of(run: Run) -> str:
     """The protocol's training recipe, or the model's own (dwsjax.optim.MODEL_RECIPES)."""
-    return run.protocol.train_recipe or MODEL_RECIPES[MODEL_VARIANTS[run.model][0]]
+    return run.protocol.train_recipe or MODEL_RECIPES[MODEL_VARIANTS[run.model]["model"]]
 
 
-def dws_layout(run: Run) -> tuple[str, str, str]:
-    """``(normalization, set_layer, head_hidden)`` of a DWS run, as the CSV records them: the protocol's
-    choice or :class:`DWSClassifier`'s default; empty for other models."""
-    if MODEL_VARIANTS[run.model][0] != "dws":
-        return "", "", ""
-    return tuple(str(getattr(DWSClassifier, field) if getattr(run.protocol, field) is None
-                     else getattr(run.protocol, field)) for field in DWS_LAYOUT)  # fmt: skip
+def row_config(row: dict[str, str]) -> RunConfig | None:
+    """The :class:`RunConfig` a results row records (typed; its model column names a
+    :data:`MODEL_VARIANTS` variant), or ``None`` for a row of a model variant not known here."""
+    if row.get("model") not in MODEL_VARIANTS:
+        return None
+    return RunConfig.from_row({k: v for k, v in row.items() if k != "model"}).replace(**MODEL_VARIANTS[row["model"]])
 
 
 def is_done(rows: list[dict], run: Run) -> bool:
-    key = (run.protocol.dataset, run.model, run.augment, str(run.views), str(run.seed),
-           str(run.protocol.train_objects), str(run.protocol.epochs), run.protocol.inr_recipe, train_recipe_of(run),
-           *dws_layout(run))  # fmt: skip
-    return any((r["dataset"], r["model"], r["augment"], r["views"], r["seed"], r["train_objects"], r["epochs"],
-                r["inr_recipe"], r["train_recipe"], *(r[f] for f in DWS_LAYOUT)) == key for r in rows)  # fmt: skip
+    """Whether a row of ``rows`` records ``run``: the same :meth:`RunConfig.key` (dataset, model variant,
+    augmentation, views, seed, training objects, epochs, INR and training recipes, DWS layout, probes)."""
+    key = run_config(run).key()
+    return any(config is not None and config.key() == key for config in map(row_config, rows))
 
 
 def layout_name(row: dict) -> str:
@@ -347,8 +336,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> Path:
     import time
 
-    from experiments import classify
-
     args = parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.set in SSL_SETS:
@@ -376,7 +363,7 @@ def main(argv=None) -> Path:
             print(f"[{i + 1}/{len(runs)}] {run.name}", flush=True)
             start = time.perf_counter()
             out = Path(args.runs_dir) / args.set / run.name
-            results = classify.main(classify_argv(run, out, args.data_dir, args.cache_dir))
+            results = run_classification(run_config(run, out, args.data_dir, args.cache_dir))
             row = {**results, "model": run.model, "train_objects": run.protocol.train_objects,
                    "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
             append_csv_rows(csv_path, [row], COLUMNS)

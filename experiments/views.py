@@ -37,9 +37,11 @@ import time
 from pathlib import Path
 
 from dwsjax.files import atomic_write_text, read_csv_rows, removed_on_failure
+from dwsjax.presets import DATASETS
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
-from experiments.classify import DATASETS, add_training_arguments, resolved_recipe
-from experiments.cli import make_parser, run_cli
+from dwsjax.run import MODEL_NAMES, RunConfig, resolved_recipe
+from experiments.classify import add_training_arguments
+from experiments.cli import add_config_arguments, make_parser, run_cli
 
 RUN_FIELDS = [
     "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
@@ -67,7 +69,7 @@ def seed_list(text: str) -> list[int]:
 def parse_args(argv=None) -> argparse.Namespace:
     p = make_parser(__doc__)
     p.add_argument("--dataset", default="fmnist", choices=DATASETS)
-    p.add_argument("--model", default="dws", choices=["dws", "gnn", "mlp", "transformer"])
+    p.add_argument("--model", default="dws", choices=MODEL_NAMES)
     p.add_argument("--hidden", type=int, default=None, help="model width (default: the model's)")
     p.add_argument("--max-views", type=int, default=5, help="views fitted per train-split object")
     p.add_argument("--views-list", type=int_list, default=None,
@@ -78,8 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-objects", type=int, default=1000, help="test-split objects (view 0)")
     p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
                    help="INR fitting recipe (dwsjax.recipes): init, output offset, Adam schedule")
-    p.add_argument("--inr-steps", type=int, default=None, help="INR step cap (default: the recipe's)")
-    p.add_argument("--inr-points", type=int, default=4096, help="SDF/UDF samples per 3D shape")
+    add_config_arguments(p, RunConfig, ["inr_steps", "inr_points"])  # the INR flags of experiments.classify
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--equal-steps", action="store_true",
                    help="give every run the optimiser steps of --epochs epochs over the largest training set "
@@ -327,7 +328,7 @@ def run(args: argparse.Namespace, out: Path) -> dict:
 
     from dwsjax.batching import on_host
     from dwsjax.models import build_model, width_config
-    from experiments.classify import load_splits
+    from dwsjax.run import load_splits
 
     out.mkdir(parents=True, exist_ok=True)
     runs = planned_runs(args)
@@ -341,10 +342,9 @@ def run(args: argparse.Namespace, out: Path) -> dict:
     done = {run_key(r["objects"], r["views"], r["seed"]) for r in rows}
     pending = [r for r in runs if run_key(*r) not in done]
     if pending:
-        store_args = argparse.Namespace(**{**vars(args), "views": args.max_views, "store_views": None,
-                                           "train_objects": pool_objects, "inr_lr": None,
-                                           "inr_target_psnr": None})  # fmt: skip
-        pool, val, test, store = load_splits(store_args)
+        # the pool: --max-views views of the first pool_objects objects, validated on the next ones
+        store_config = RunConfig.from_values({**vars(args), "views": args.max_views, "train_objects": pool_objects})
+        pool, val, test, store = load_splits(store_config)
         pool, val, test = on_host(pool), on_host(val), on_host(test)
         num_classes = len(store.metadata["class_names"])
         model = build_model(args.model, store.spec, num_classes, dropout=recipe.dropout,

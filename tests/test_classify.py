@@ -9,10 +9,17 @@ from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.models import build_model
 from dwsjax.optim import TrainRecipe
 from dwsjax.recipes import DEFAULT_RECIPE
+from dwsjax.run import (
+    DEFAULT_EPOCHS,
+    RunConfig,
+    load_splits,
+    resolve_protocol,
+    run_classification,
+    training_seconds,  # fmt: skip
+)
 from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
 from dwsjax.weights import finite_rows, mlp_spec, unflatten_weights, weight_stats
-from experiments import classify
 
 
 def small_config(batch_size: int, epochs: int = 1) -> TrainConfig:
@@ -95,14 +102,12 @@ def test_train_step_updates_batchnorm_statistics(splits):
     assert max(jax.tree.leaves(moved)) > 0
 
 
-def test_classify_cli_end_to_end(tmp_path):
-    argv = [
-        "--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--augment", "translate,mixup_prealigned",
-        "--train-objects", "40", "--val-objects", "20", "--test-objects", "20", "--inr-steps", "20",
-        "--epochs", "2", "--batch-size", "20", "--cache-dir", str(tmp_path / "cache"),
-        "--out", str(tmp_path / "run"), "--plot", "--no-progress",
-    ]  # fmt: skip
-    results = classify.main(argv)
+def test_classification_run_end_to_end(tmp_path):
+    config = RunConfig(dataset="synthetic2d", model="dws", hidden=8, augment="translate,mixup_prealigned",
+                       train_objects=40, val_objects=20, test_objects=20, inr_steps=20, epochs=2, batch_size=20,
+                       cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"), plot=True,
+                       progress=False)  # fmt: skip
+    results = run_classification(config)
     assert results["train_inrs"] == 40 and results["val_inrs"] == 20 and results["test_inrs"] == 20
     assert 0.0 <= results["test_accuracy"] <= 1.0
     assert results["template"]["rounds"] == 3  # the training store was template-aligned, and cached:
@@ -114,21 +119,29 @@ def test_classify_cli_end_to_end(tmp_path):
     assert results["train_seconds"] == round(sum(e["epoch_seconds"] for e in saved["history"]), 1)
     fresh_cache = str(tmp_path / "fresh_cache")
     with pytest.raises(ValueError, match="--resume"):
-        classify.main([fresh_cache if a == str(tmp_path / "cache") else a for a in argv])
+        run_classification(config.replace(cache_dir=fresh_cache))
     assert not Path(fresh_cache).exists(), "the run directory is refused before any INR is fitted"
 
 
 def test_training_seconds_are_unknown_for_epochs_without_a_recorded_time():
-    assert classify.training_seconds([{"epoch_seconds": 1.5}, {"epoch_seconds": 2.0}]) == 3.5
-    assert classify.training_seconds([{"epoch": 0}, {"epoch_seconds": 2.0}]) is None, "an older checkpoint's epoch"
+    assert training_seconds([{"epoch_seconds": 1.5}, {"epoch_seconds": 2.0}]) == 3.5
+    assert training_seconds([{"epoch": 0}, {"epoch_seconds": 2.0}]) is None, "an older checkpoint's epoch"
+
+
+def test_a_results_row_reads_back_as_its_typed_config():
+    row = {"dataset": "fmnist", "model": "dws", "views": "1", "seed": "2", "epochs": "40", "head_hidden": "128",
+           "normalization": "", "probe_points": "", "lr": "0.005", "test_accuracy": "0.5", "amsgrad": "False"}
+    config = RunConfig.from_row(row)
+    assert (config.seed, config.epochs, config.head_hidden, config.lr, config.amsgrad) == (2, 40, 128, 0.005, False)
+    assert config.normalization is None and config.probe_points == 0, "empty cells: None, or the field's default"
+    assert config.key()[:6] == ("fmnist", "dws", "none", 1, 2, None)
 
 
 def test_runs_of_different_view_counts_share_one_store(tmp_path):
-    def splits_of(views, store_views="2"):
-        argv = ["--dataset", "synthetic2d", "--views", str(views), "--store-views", store_views,
-                "--train-objects", "12", "--val-objects", "4", "--test-objects", "4", "--inr-steps", "20",
-                "--cache-dir", str(tmp_path), "--no-progress"]  # fmt: skip
-        return classify.load_splits(classify.parse_args(argv))
+    def splits_of(views, store_views=2):
+        return load_splits(RunConfig(dataset="synthetic2d", views=views, store_views=store_views, train_objects=12,
+                                     val_objects=4, test_objects=4, inr_steps=20, cache_dir=str(tmp_path),
+                                     progress=False))  # fmt: skip
 
     one, _, _, _ = splits_of(1)
     two, val, _, _ = splits_of(2)
@@ -136,7 +149,7 @@ def test_runs_of_different_view_counts_share_one_store(tmp_path):
     assert (len(one.labels), len(two.labels), len(val.labels)) == (12, 24, 4)
     np.testing.assert_array_equal(one.weights.weights[0], select(two, two.view_ids == 0).weights.weights[0])
     with pytest.raises(ValueError, match="--store-views 1 is fewer than --views 2"):
-        splits_of(2, store_views="1")
+        splits_of(2, store_views=1)
 
 TINY = mlp_spec(2, 4, 1)
 
@@ -234,19 +247,18 @@ def full_modelnet40_layout(root, points: int = 32):
 
 def test_a_full_modelnet40_directory_runs_the_papers_protocol(tmp_path, capsys):
     full_modelnet40_layout(tmp_path)
-    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
-    assert (args.epochs, args.inr_recipe) == (250, "dwsnets")
+    config = resolve_protocol(RunConfig(dataset="modelnet40", data_dir=str(tmp_path)))
+    assert (config.epochs, config.inr_recipe) == (250, "dwsnets")
     assert "no benchmark" not in capsys.readouterr().out
-    given = classify.resolve_protocol(classify.parse_args(
-        ["--dataset", "modelnet40", "--data-dir", str(tmp_path), "--epochs", "3"]))  # fmt: skip
+    given = resolve_protocol(RunConfig(dataset="modelnet40", data_dir=str(tmp_path), epochs=3))
     assert (given.epochs, given.inr_recipe) == (3, "dwsnets")
 
 
 def test_a_partial_modelnet40_directory_says_it_is_no_benchmark(tmp_path, capsys):
     directory = full_modelnet40_layout(tmp_path)
     (directory / "class07" / "class07_0002.txt").unlink()
-    args = classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40", "--data-dir", str(tmp_path)]))
-    assert (args.epochs, args.inr_recipe) == (classify.DEFAULT_EPOCHS, DEFAULT_RECIPE)
+    config = resolve_protocol(RunConfig(dataset="modelnet40", data_dir=str(tmp_path)))
+    assert (config.epochs, config.inr_recipe) == (DEFAULT_EPOCHS, DEFAULT_RECIPE)
     note = capsys.readouterr().out.strip()
     assert len(note.splitlines()) == 1
     assert "40 of 40 train and 39 of 40 test" in note and "no benchmark" in note
@@ -257,5 +269,5 @@ def test_the_offline_subset_says_it_is_no_benchmark(capsys):
     from tests.test_data import real_dir
 
     real_dir("modelnet40", "modelnet40_normal_resampled_subset")
-    classify.resolve_protocol(classify.parse_args(["--dataset", "modelnet40"]))
+    resolve_protocol(RunConfig(dataset="modelnet40"))
     assert "127 of 9843 train and 29 of 2468 test" in capsys.readouterr().out

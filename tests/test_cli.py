@@ -3,6 +3,8 @@
 import pytest
 
 from dwsjax.data import DATA_DIR_ENV
+from dwsjax.recipes import DEFAULT_RECIPE
+from dwsjax.run import DEFAULT_EPOCHS, RunConfig
 from experiments import classify, fit_inrs, reproduce, ssl, views
 from experiments.cli import run_cli
 
@@ -57,11 +59,12 @@ def test_help_keeps_the_usage_examples_and_shows_numeric_defaults(capsys):
         fit_inrs.parse_args(["--help"])
     text = capsys.readouterr().out
     assert "--objects 1024 \\\n        --views 2" in text
+    assert "--inr-steps INR_STEPS INR step cap" in " ".join(text.split()) and "--steps" not in text.split("options:")[1]
     with pytest.raises(SystemExit):
         classify.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--epochs EPOCHS (default: 10)" in text and "--seed SEED training seed (INRs are fitted with seed 0) " \
-        "(default: 0)" in text  # fmt: skip
+    assert "--epochs EPOCHS default: 10, or the paper's protocol" in text
+    assert "--seed SEED training seed (INRs are fitted with seed 0) (default: 0)" in text
 
 
 @pytest.mark.parametrize("flag,value,message", [("--val-objects", "0", "--val-objects must be >= 1, got 0"),
@@ -74,6 +77,33 @@ def test_bad_flags_are_one_line_errors_and_leave_no_run_directory(tmp_path, flag
         run_cli(classify.main, argv + [flag, value])
     assert str(info.value.code).startswith(f"error: {message}")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_cli_has_one_flag_per_config_field():
+    """Every RunConfig field is a flag of experiments.classify with the field's default; flags parse to
+    the typed config (``--no-progress`` is ``progress=False``, ``--amsgrad/--no-amsgrad`` a tri-state)."""
+    import dataclasses
+
+    parsed = vars(classify.parse_args([]))
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(parsed) - {"debug"} == (names - {"progress"}) | {"no_progress"}
+    assert classify.config_of(classify.parse_args([])) == RunConfig()
+    argv = ["--dataset", "fmnist", "--no-progress", "--no-amsgrad", "--inr-lr", "0.01", "--probe-points", "8",
+            "--set-layer", "linear", "--template-sign-aware", "--out", "x"]  # fmt: skip
+    assert classify.config_of(classify.parse_args(argv)) == RunConfig(
+        dataset="fmnist", progress=False, amsgrad=False, inr_lr=0.01, probe_points=8, set_layer="linear",
+        template_sign_aware=True, out="x")  # fmt: skip
+    with pytest.raises(SystemExit):
+        classify.parse_args(["--dataset", "imagenet"])
+
+
+def test_flags_of_other_commands_resolve_the_protocol_like_a_config():
+    """experiments.ssl and function_probe take classify's common flags and resolve them alike."""
+    args = classify.resolve_protocol(classify.parse_args(["--dataset", "synthetic2d", "--no-progress"]))
+    assert (args.epochs, args.inr_recipe) == (DEFAULT_EPOCHS, DEFAULT_RECIPE)
+    assert classify.config_of(args) == RunConfig(epochs=DEFAULT_EPOCHS, inr_recipe=DEFAULT_RECIPE, progress=False)
+    config = classify.config_of(ssl.parse_args(["--inr-steps", "5", "--epochs", "3"]))
+    assert (config.inr_steps, config.epochs, config.model) == (5, 3, "dws")
 
 
 def test_huge_page_environment_appends_the_tunable_once():

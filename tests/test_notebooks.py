@@ -1,5 +1,6 @@
 """The notebooks run top to bottom (tiny sizes: DWSJAX_NOTEBOOK_SMALL=1) and are committed without outputs."""
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -29,6 +30,9 @@ def test_notebook_is_committed_without_outputs(path):
 def test_notebook_runs(path, monkeypatch, tmp_path):
     """Every cell executes without error in a fresh kernel, from the notebooks directory (as in Jupyter)."""
     monkeypatch.setenv("DWSJAX_NOTEBOOK_SMALL", "1")
+    # the kernel imports this checkout's dwsjax and experiments, not those an editable install points at
+    paths = [str(NOTEBOOK_DIR.parent), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
     monkeypatch.setenv("DWSJAX_CACHE_DIR", str(tmp_path / "cache"))
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dwsjax.optim import MODEL_RECIPES, TRAIN_RECIPES, learning_rate_schedule, optimizer, train_recipe
+from dwsjax.run import RunConfig, resolved_recipe
 from dwsjax.train import TrainConfig
-from experiments.classify import parse_args, resolved_recipe
 
 
 def test_warmup_is_linear_from_the_first_step_then_constant():
@@ -83,11 +83,11 @@ def test_every_model_has_a_recipe_and_runs_record_it():
     assert (config.epochs, config.seed, config.batch_size, config.recipe.warmup_steps) == (3, 2, 128, 1000)
 
 
-def test_flags_override_the_models_recipe():
-    name, recipe = resolved_recipe(parse_args(["--model", "gnn", "--lr", "3e-4", "--no-amsgrad"]))
+def test_config_overrides_the_models_recipe():
+    name, recipe = resolved_recipe(RunConfig(model="gnn", lr=3e-4, amsgrad=False))
     assert name == "neural-graphs" and recipe.learning_rate == 3e-4 and not recipe.amsgrad
     assert recipe.warmup_steps == 1000
-    name, recipe = resolved_recipe(parse_args(["--model", "dws", "--train-recipe", "constant"]))
+    name, recipe = resolved_recipe(RunConfig(model="dws", train_recipe="constant"))
     assert name == "constant" and recipe == TRAIN_RECIPES["constant"]
 
 

@@ -1,10 +1,15 @@
 """experiments.reproduce: runs are appended once, skipped on rerun, and tabulated over seeds."""
 
+from pathlib import Path
+
 import pytest
 
 from dwsjax.files import append_csv_rows, read_csv_rows
 from dwsjax.models import DWSClassifier
-from experiments import classify, reproduce, ssl
+from dwsjax.run import RunConfig
+from experiments import reproduce, ssl
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def set_argv(name, tmp_path):
@@ -26,6 +31,19 @@ def record_calls(monkeypatch, module, results_of):
     return calls
 
 
+def record_runs(monkeypatch, results_of):
+    """Replace ``reproduce.run_classification`` by a stub that records its configs and returns ``results_of``."""
+    calls = []
+
+    def run_classification(config):
+        assert isinstance(config, RunConfig)
+        calls.append(config)
+        return results_of(config)
+
+    monkeypatch.setattr(reproduce, "run_classification", run_classification)
+    return calls
+
+
 def classify_results(args):
     layout = {field: getattr(DWSClassifier, field) if getattr(args, field) is None else getattr(args, field)
               for field in reproduce.DWS_LAYOUT}  # the model's resolved layout, as classify records it
@@ -37,7 +55,7 @@ def classify_results(args):
 
 
 def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
-    calls = record_calls(monkeypatch, classify, classify_results)
+    calls = record_runs(monkeypatch, classify_results)
     argv = set_argv("smoke", tmp_path)
     table = reproduce.main(argv).read_text()
     runs = reproduce.runs_of("smoke", [0, 1])
@@ -61,7 +79,8 @@ def test_unknown_set_is_rejected():
 
 
 def test_augment_filter_keeps_only_those_cells():
-    runs = reproduce.runs_of("fmnist-augment", [1, 2], ["none", "mixup_aligned"])
+    """(Of the plain DWS cells: the set also has a probe-feature cell without augmentation.)"""
+    runs = reproduce.runs_of("fmnist-augment", [1, 2], ["none", "mixup_aligned"], models=["dws"])
     assert [(r.augment, r.seed) for r in runs] == [("none", 1), ("mixup_aligned", 1), ("none", 2),
                                                    ("mixup_aligned", 2)]  # fmt: skip
     with pytest.raises(ValueError, match="no cells with augmentation"):
@@ -70,13 +89,13 @@ def test_augment_filter_keeps_only_those_cells():
 
 def test_augment_filter_selects_a_pipeline_cell_written_with_plus():
     augments = reproduce.parse_augments("none, siren_negation+mixup_aligned")
-    runs = reproduce.runs_of("fmnist-augment", [0], augments)
+    runs = reproduce.runs_of("fmnist-augment", [0], augments, models=["dws"])
     assert [r.augment for r in runs] == ["none", "siren_negation,mixup_aligned"]
     assert runs[1].name == "dws_siren_negation+mixup_aligned_v1_n2000_dwsnets-fast_s0"
 
 
 def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, monkeypatch):
-    calls = record_calls(monkeypatch, classify, classify_results)
+    calls = record_runs(monkeypatch, classify_results)
     monkeypatch.setitem(reproduce.SETS, "scale-smoke", [
         (reproduce.SETS["smoke"][0][0]._replace(train_objects=n), [("dws", "none", 1), ("dws", "mixup_prealigned", 1)])
         for n in (24, 48)])  # fmt: skip
@@ -92,7 +111,7 @@ def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, m
 
 
 def test_longer_runs_extend_the_same_run_directory_and_keep_both_rows(tmp_path, monkeypatch):
-    calls = record_calls(monkeypatch, classify, classify_results)
+    calls = record_runs(monkeypatch, classify_results)
     reproduce.main(set_argv("smoke", tmp_path))
     table = reproduce.main(set_argv("smoke", tmp_path) + ["--epochs", "5", "--augment", "none"]).read_text()
     assert [(a.augment, a.epochs) for a in calls[4:]] == [("none", 5), ("none", 5)], "a longer run is not done yet"
@@ -105,7 +124,7 @@ def test_longer_runs_extend_the_same_run_directory_and_keep_both_rows(tmp_path, 
 
 
 def test_another_inr_recipe_runs_in_its_own_directory_under_the_sets_protocol(tmp_path, monkeypatch):
-    calls = record_calls(monkeypatch, classify, classify_results)
+    calls = record_runs(monkeypatch, classify_results)
     reproduce.main(set_argv("smoke", tmp_path))
     table = reproduce.main(set_argv("smoke", tmp_path) + ["--inr-recipe", "dwsnets", "--augment", "none"]).read_text()
     assert [a.inr_recipe for a in calls[4:]] == ["dwsnets", "dwsnets"], "another recipe's runs are not done yet"
@@ -115,7 +134,7 @@ def test_another_inr_recipe_runs_in_its_own_directory_under_the_sets_protocol(tm
 
 
 def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch):
-    calls = record_calls(monkeypatch, classify, classify_results)
+    calls = record_runs(monkeypatch, classify_results)
     reproduce.main(set_argv("smoke", tmp_path))
     plain = reproduce.SETS["smoke"][0][0]._replace(normalization="none", set_layer="linear")
     monkeypatch.setitem(reproduce.SETS, "smoke", [(plain, reproduce.SETS["smoke"][0][1])])
@@ -165,3 +184,50 @@ def test_results_csv_gains_new_columns_and_refuses_unknown_ones(tmp_path):
     ], "old rows kept, new column empty"  # fmt: skip
     with pytest.raises(ValueError, match="has columns"):
         append_csv_rows(path, [{"seed": 3, "acc": 0.8}], ["seed", "acc"])
+
+
+def test_a_run_is_one_typed_config_of_its_protocol_and_cell(tmp_path):
+    protocol, _ = reproduce.SETS["modelnet10"][0]
+    run = reproduce.Run(protocol, "dws-probe-fixed", "mixup_aligned", 1, 2)
+    config = reproduce.run_config(run, tmp_path, None, "c")
+    assert (config.model, config.probe_points, config.probe_inputs) == ("dws", 64, "fixed")
+    assert (config.dataset, config.train_objects, config.epochs, config.inr_points) == ("modelnet10", 3591, 8, 1024)
+    assert (config.seed, config.augment, config.train_recipe) == (2, "mixup_aligned", "dwsnets")
+    assert config.out == str(tmp_path)
+    assert config.resume and config.plot and config.cache_dir == "c"
+    assert reproduce.run_config(reproduce.runs_of("smoke", [0])[0]).inr_points == RunConfig().inr_points
+
+
+def test_rows_of_the_committed_results_are_recognised_as_done():
+    """A row of results/fmnist-augment.csv, read back as the config it records, matches its run."""
+    rows = read_csv_rows(RESULTS / "fmnist-augment.csv")
+    runs = reproduce.runs_of("fmnist-augment", [0, 1, 2], ["none", "mixup_aligned"], models=["dws"])
+    assert len(runs) == 6 and all(reproduce.is_done(rows, run) for run in runs)
+    row = next(r for r in rows if (r["augment"], r["seed"], r["normalization"]) == ("mixup_aligned", "0", "none"))
+    config = reproduce.row_config(row)
+    assert (config.views, config.seed, config.train_objects, config.epochs, config.head_hidden) == (1, 0, 2000, 40, 128)
+    plain = reproduce.FMNIST._replace(normalization="none", set_layer="linear")
+    assert reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 0)), "the older layout's row"
+    assert not reproduce.is_done(rows, reproduce.Run(plain, "dws", "mixup_aligned", 1, 7)), "no seed 7"
+    plain_row = next(r for r in rows if r["augment"] == "none" and r["normalization"] == "batch")
+    probe_row = {**plain_row, "model": "dws-probe"}
+    probe = reproduce.Run(reproduce.FMNIST, "dws-probe", "none", 1, int(probe_row["seed"]))
+    assert reproduce.is_done([probe_row], probe) and not reproduce.is_done([probe_row], probe._replace(model="dws"))
+    assert not reproduce.is_done([probe_row], probe._replace(model="dws-probe-fixed")), "fixed probe inputs differ"
+    gnn = reproduce.runs_of("fmnist-gnn", [0], ["none"])[0]
+    assert reproduce.is_done(read_csv_rows(RESULTS / "fmnist-gnn.csv"), gnn), "the GNN's head width is no DWS layout"
+
+
+def test_fit_schedules_runs_are_configs_and_committed_rows_are_done(tmp_path):
+    import argparse
+
+    from experiments import fit_schedules
+
+    args = argparse.Namespace(cache_dir="c", data_dir=None, runs_dir=str(tmp_path))
+    config = fit_schedules.schedule_config(args, 5e-4, 2000, 40.0, 1)
+    assert (config.inr_recipe, config.inr_lr, config.inr_steps, config.inr_target_psnr) == ("dwsnets", 5e-4, 2000, 40.0)
+    assert (config.train_objects, config.test_objects, config.epochs, config.seed) == (2000, 1000, 40, 1)
+    assert config.out == str(tmp_path / "0.0005_2000_s1") and config.resume and not config.progress
+    rows = read_csv_rows(RESULTS / "fit-schedules.csv")
+    assert fit_schedules.is_done(rows, 5e-4, 2000, 40.0, 0) and fit_schedules.is_done(rows, 2e-3, 1000, 40.0, 0)
+    assert not fit_schedules.is_done(rows, 5e-4, 2000, 40.0, 9)

@@ -11,12 +11,13 @@ import numpy as np
 
 from dwsjax.data import images, shapes, synthetic
 from dwsjax.data.sources import find_dataset_dir
+from dwsjax.presets import DATASETS
 from dwsjax.siren import image_coords
 
 # Default objects per split. synthetic2d is big enough for the README's first run to learn
 # (2,000 objects, 800-step fits: 65 % test accuracy; 1,000 at 300 steps gave 47 %, README "Quick start").
 SYNTHETIC_SIZES = {"synthetic2d": {"train": 2000, "test": 1000}, "synthetic3d": {"train": 1000, "test": 200}}
-DATASET_NAMES = ("fmnist", "mnist", "cifar10", "modelnet40", "modelnet10", "synthetic2d", "synthetic3d")
+DATASET_NAMES = DATASETS  # the registry of dwsjax.presets
 
 
 class FitTargets(NamedTuple):
