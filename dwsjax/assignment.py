@@ -106,9 +106,7 @@ def linear_assignment(cost: jax.Array, maximize: bool = False) -> jax.Array:
     )
 
     def step(s: _Hungarian) -> _Hungarian:
-        return jax.tree.map(
-            lambda a, b: jnp.where(s.col_row == 0, a, b), _augment_step(s), _search_step(padded, s)
-        )
+        return jax.tree.map(lambda a, b: jnp.where(s.col_row == 0, a, b), _augment_step(s), _search_step(padded, s))
 
     final = jax.lax.while_loop(lambda s: s.row <= n, step, state)
     rows = final.row_of_col[1:] - 1

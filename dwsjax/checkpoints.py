@@ -53,17 +53,17 @@ class Checkpointer:
         """``(arrays, history)`` of ``epoch``; ``template`` gives the arrays' structure."""
         restored = self.manager.restore(
             epoch,
-            args=ocp.args.Composite(
-                arrays=ocp.args.StandardRestore(template), history=ocp.args.JsonRestore()
-            ),
+            args=ocp.args.Composite(arrays=ocp.args.StandardRestore(template), history=ocp.args.JsonRestore()),
         )
         return restored.arrays, restored.history
 
 
 def overwrite_refused(checkpoint_dir: str | os.PathLike) -> ValueError:
     """The error for a run directory that holds checkpoints of an earlier run."""
-    return ValueError(f"{checkpoint_dir} already holds checkpoints; pass --resume to continue that run "
-                      "or choose another run directory")  # fmt: skip
+    return ValueError(
+        f"{checkpoint_dir} already holds checkpoints; pass --resume to continue that run "
+        "or choose another run directory"
+    )
 
 
 def refuse_overwrite(checkpoint_dir: str | os.PathLike, resume: bool) -> None:
@@ -94,12 +94,20 @@ def run_config(model: nn.Module, config: TrainConfig, data: InrBatch, **facts) -
     Returns:
         A flat dict of JSON values.
     """
-    fields = {f.name: repr(getattr(model, f.name))
-              for f in dataclasses.fields(model) if f.name not in ("parent", "name")}  # fmt: skip
+    fields = {
+        f.name: repr(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name not in ("parent", "name")
+    }
     labels = sha256(np.ascontiguousarray(data.labels).tobytes())[:12]
-    return {"model": type(model).__name__, **{f"model.{k}": v for k, v in fields.items()},
-            **config.recipe._asdict(), "epochs": config.epochs, "seed": config.seed,
-            "train_inrs": len(data.labels), "train_labels_sha256": labels, **facts}  # fmt: skip
+    return {
+        "model": type(model).__name__,
+        **{f"model.{k}": v for k, v in fields.items()},
+        **config.recipe._asdict(),
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "train_inrs": len(data.labels),
+        "train_labels_sha256": labels,
+        **facts,
+    }
 
 
 def check_same_run(checkpoint_dir, saved: dict | None, current: dict) -> None:
@@ -122,8 +130,10 @@ def check_same_run(checkpoint_dir, saved: dict | None, current: dict) -> None:
     differ = sorted(k for k in saved.keys() | current.keys() if k not in free and saved.get(k) != current.get(k))
     if differ:
         details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
-        raise ValueError(f"cannot resume {checkpoint_dir}: its checkpoints come from a run configured otherwise "
-                         f"({details}); resume with that run's settings or choose another run directory")  # fmt: skip
+        raise ValueError(
+            f"cannot resume {checkpoint_dir}: its checkpoints come from a run configured otherwise "
+            f"({details}); resume with that run's settings or choose another run directory"
+        )
 
 
 def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
@@ -158,9 +168,11 @@ def resume_or_start(checkpoint_dir, resume: bool, arrays: dict, history: dict):
     if config is not None:
         check_same_run(checkpoint_dir, checkpointer.history(latest).get("config"), config)
         if latest + 1 > config["epochs"]:
-            raise ValueError(f"cannot resume {checkpoint_dir}: it holds {latest + 1} trained epochs, more than the "
-                             f"{config['epochs']} asked (its best epoch would not be this run's); resume with at "
-                             f"least {latest + 1} epochs or choose another run directory")  # fmt: skip
+            raise ValueError(
+                f"cannot resume {checkpoint_dir}: it holds {latest + 1} trained epochs, more than the "
+                f"{config['epochs']} asked (its best epoch would not be this run's); resume with at "
+                f"least {latest + 1} epochs or choose another run directory"
+            )
     arrays, history = checkpointer.restore(latest, arrays)
     if config is not None:
         history["config"] = config

@@ -53,8 +53,7 @@ def append_csv_rows(path: str | os.PathLike, rows: list[dict], columns: list[str
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
         if not set(header) <= set(columns):
-            raise ValueError(f"{path} has columns {header}, expected {columns}; move it aside to start a new "
-                             "table")  # fmt: skip
+            raise ValueError(f"{path} has columns {header}, expected {columns}; move it aside to start a new table")
         if header != columns:
             atomic_write_text(path, csv_text(read_csv_rows(path), columns))
     with open(path, "a", newline="") as f:

@@ -65,9 +65,7 @@ class FitConfig(NamedTuple):
     weight_decay: float = 0.0
 
     @classmethod
-    def from_recipe(
-        cls, spec: MLPSpec, recipe: FitRecipe, data_range: float = 1.0, chunk_size: int = 8
-    ) -> FitConfig:
+    def from_recipe(cls, spec: MLPSpec, recipe: FitRecipe, data_range: float = 1.0, chunk_size: int = 8) -> FitConfig:
         """The fit configuration of a named recipe (:func:`dwsjax.recipes.fit_recipe`).
 
         Args:
@@ -79,9 +77,17 @@ class FitConfig(NamedTuple):
         Returns:
             The :class:`FitConfig`; override a field with ``config._replace(steps=...)``.
         """
-        return cls(spec, steps=recipe.steps, learning_rate=recipe.learning_rate, init_scheme=recipe.init,
-                   output_offset=recipe.output_offset, target_psnr=recipe.target_psnr,
-                   data_range=data_range, chunk_size=chunk_size, weight_decay=recipe.weight_decay)  # fmt: skip
+        return cls(
+            spec,
+            steps=recipe.steps,
+            learning_rate=recipe.learning_rate,
+            init_scheme=recipe.init,
+            output_offset=recipe.output_offset,
+            target_psnr=recipe.target_psnr,
+            data_range=data_range,
+            chunk_size=chunk_size,
+            weight_decay=recipe.weight_decay,
+        )
 
     def to_json(self) -> dict:
         """JSON fields; ``weight_decay`` only when nonzero, so configs without it keep their identity."""
@@ -192,8 +198,9 @@ def adam_init(ws: WeightSpace, batch: int) -> AdamState:
     return AdamState(zeros, zeros, jnp.zeros((batch,), jnp.int32))
 
 
-def adam_step(ws: WeightSpace, grads: WeightSpace, state: AdamState, lr: float,
-              weight_decay: float = 0.0) -> tuple[WeightSpace, AdamState]:  # fmt: skip
+def adam_step(
+    ws: WeightSpace, grads: WeightSpace, state: AdamState, lr: float, weight_decay: float = 0.0
+) -> tuple[WeightSpace, AdamState]:
     """One Adam step (Kingma & Ba, Alg. 1) for each INR with its own step count ``t``:
     ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
     ``theta <- theta - lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``; with ``weight_decay``
@@ -212,8 +219,10 @@ def adam_step(ws: WeightSpace, grads: WeightSpace, state: AdamState, lr: float,
     nu = jax.tree.map(lambda v, g: ADAM_B2 * v + (1 - ADAM_B2) * g * g, state.nu, grads)
     ws = jax.tree.map(
         lambda w, m, v: w - per_inr(step_size, w) * m / (jnp.sqrt(v) / per_inr(root_correction, w) + ADAM_EPS),
-        ws, mu, nu,
-    )  # fmt: skip
+        ws,
+        mu,
+        nu,
+    )
     return ws, AdamState(mu, nu, count)
 
 
@@ -272,9 +281,7 @@ def _fit_queue(keys: jax.Array, coords: jax.Array, targets: jax.Array, config: F
     return out._replace(psnr=mse_to_psnr(out.mse, config.data_range))
 
 
-def fit_sirens(
-    keys: jax.Array, coords: jax.Array, targets: jax.Array, config: FitConfig
-) -> FitResult:
+def fit_sirens(keys: jax.Array, coords: jax.Array, targets: jax.Array, config: FitConfig) -> FitResult:
     """Fit one SIREN per key to its target.
 
     INR ``n`` starts from ``siren_init(keys[n])`` and minimises
@@ -297,9 +304,7 @@ def fit_sirens(
     n = keys.shape[0]
     spec = config.spec
     if targets.ndim != 3 or targets.shape[0] != n or targets.shape[-1] != spec.widths[-1]:
-        raise ValueError(
-            f"targets must be (N={n}, P, {spec.widths[-1]}) for spec {spec}; got {tuple(targets.shape)}"
-        )
+        raise ValueError(f"targets must be (N={n}, P, {spec.widths[-1]}) for spec {spec}; got {tuple(targets.shape)}")
     per_inr_coords = coords.ndim == 3
     if coords.shape[-1] != spec.widths[0] or (per_inr_coords and coords.shape[0] != n):
         raise ValueError(
@@ -328,6 +333,4 @@ def _fit_sharded(keys, coords, targets, config, mesh, slots, per_inr_coords):
     in_specs = (batch, batch if per_inr_coords else PartitionSpec(), batch)
     fit = functools.partial(_fit_queue, config=config, slots=slots)
     # No collectives run inside, so replication (vma) checking has nothing to protect.
-    return jax.shard_map(fit, mesh=mesh, in_specs=in_specs, out_specs=batch, check_vma=False)(
-        keys, coords, targets
-    )
+    return jax.shard_map(fit, mesh=mesh, in_specs=in_specs, out_specs=batch, check_vma=False)(keys, coords, targets)

@@ -42,8 +42,9 @@ class ProbeResult(NamedTuple):
     weight_decay: float
 
 
-def rendered_functions(ws: WeightSpace, kind: str, resolution: tuple[int, ...], output_offset: float = 0.0,
-                       chunk: int = 256) -> np.ndarray:  # fmt: skip
+def rendered_functions(
+    ws: WeightSpace, kind: str, resolution: tuple[int, ...], output_offset: float = 0.0, chunk: int = 256
+) -> np.ndarray:
     """Each INR's function on a grid, flattened: ``(N, F)`` float32.
 
     Args:
@@ -76,8 +77,9 @@ def occupancy_grid(points: np.ndarray, resolution: int) -> np.ndarray:
     return grid
 
 
-def source_features(dataset: str, split: str, object_ids: np.ndarray, resolution: int,
-                    data_dir: str | None = None) -> np.ndarray:  # fmt: skip
+def source_features(
+    dataset: str, split: str, object_ids: np.ndarray, resolution: int, data_dir: str | None = None
+) -> np.ndarray:
     """The source data of objects ``object_ids`` on the probe's grid: ``(N, F)``.
 
     Images: their pixels in ``[0, 1]``. ModelNet: the occupancy (:func:`occupancy_grid`)
@@ -95,13 +97,17 @@ def source_features(dataset: str, split: str, object_ids: np.ndarray, resolution
         directory = find_dataset_dir(dataset, data_dir, [f"modelnet40_{split}.txt", "modelnet40_shape_names.txt"])
         clouds = shapes.load_modelnet40_points(directory, split)
     else:
-        raise ValueError(f"no source data probe for {dataset!r}; it covers fmnist, mnist, cifar10, synthetic2d, "
-                         "modelnet10 and modelnet40")  # fmt: skip
+        raise ValueError(
+            f"no source data probe for {dataset!r}; it covers fmnist, mnist, cifar10, synthetic2d, "
+            "modelnet10 and modelnet40"
+        )
     row = {int(i): r for r, i in enumerate(clouds.object_ids)}
     missing = [int(i) for i in object_ids if int(i) not in row]
     if missing:
-        raise ValueError(f"{dataset} {split}: objects {missing[:5]} are not in the source data; "
-                         "point --data-dir at the directory the INRs were fitted from")  # fmt: skip
+        raise ValueError(
+            f"{dataset} {split}: objects {missing[:5]} are not in the source data; "
+            "point --data-dir at the directory the INRs were fitted from"
+        )
     points = shapes.normalise_shapes(clouds.points[[row[int(i)] for i in object_ids]])
     return occupancy_grid(points, resolution)
 
@@ -130,9 +136,13 @@ def _fit_linear(x, y_onehot, weight_decay, key):
     return params
 
 
-def linear_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-                 test: tuple[np.ndarray, np.ndarray], num_classes: int,
-                 weight_decays: tuple[float, ...] = WEIGHT_DECAYS) -> ProbeResult:  # fmt: skip
+def linear_probe(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    weight_decays: tuple[float, ...] = WEIGHT_DECAYS,
+) -> ProbeResult:
     """Train the linear classifier on ``train`` for each weight decay; keep the best on ``val``.
 
     Args:

@@ -98,9 +98,18 @@ def fit_rows(
     values = targets.values[rows]
     result = fit_sirens(inr_keys(seed, targets.object_ids[rows], views, split), coords, values, fit_config)
     mse = np.asarray(result.mse)
-    quality = {} if targets.surface is None else shape_quality(
-        result.weights, targets.holdout_coords[rows], targets.holdout_values[rows], targets.surface[rows],
-        targets.kind == "sdf", fit_config.output_offset)  # fmt: skip
+    quality = (
+        {}
+        if targets.surface is None
+        else shape_quality(
+            result.weights,
+            targets.holdout_coords[rows],
+            targets.holdout_values[rows],
+            targets.surface[rows],
+            targets.kind == "sdf",
+            fit_config.output_offset,
+        )
+    )
     return {
         **quality,
         "weights": np.asarray(flatten_weights(result.weights), np.float32),
@@ -117,8 +126,11 @@ def fit_rows(
 def quality_postfix(columns: dict[str, np.ndarray]) -> dict[str, str]:
     """Progress-bar fields of a part's 3D quality columns (:mod:`dwsjax.shape_quality`), if it has them."""
     shown = {"sign_accuracy": ("sign", "{:.3f}"), "chamfer": ("chamfer", "{:.4f}")}
-    return {label: fmt.format(np.nanmean(columns[k])) for k, (label, fmt) in shown.items()
-            if k in columns and np.isfinite(columns[k]).any()}  # fmt: skip
+    return {
+        label: fmt.format(np.nanmean(columns[k]))
+        for k, (label, fmt) in shown.items()
+        if k in columns and np.isfinite(columns[k]).any()
+    }
 
 
 def holds_inrs(columns: dict[str, np.ndarray] | None, object_ids: np.ndarray, view_ids: np.ndarray) -> bool:
@@ -173,7 +185,9 @@ def build_inr_store(
             config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
         )
         store.update_metadata(
-            class_names=list(targets.class_names), kind=targets.kind, object_shape=list(targets.shape),
+            class_names=list(targets.class_names),
+            kind=targets.kind,
+            object_shape=list(targets.shape),
             activation="sine",
         )
         fit_missing_shards(store, targets, config, config.fit_config(chunk_size), progress)
@@ -188,10 +202,14 @@ def fit_missing_shards(
     per_shard = config.shard_objects
     for index, problem in store.repair().items():
         first = index * per_shard
-        action = f"refitting objects {first}..{min(n_objects, first + per_shard) - 1}" if first < n_objects else (
-            f"dropped, not refitted: it lies beyond the {n_objects} objects asked for")  # fmt: skip
-        warnings.warn(f"INR store {store.root}: {store.shard_path(index).name} is damaged: {problem}; {action}",
-                      stacklevel=3)  # fmt: skip
+        action = (
+            f"refitting objects {first}..{min(n_objects, first + per_shard) - 1}"
+            if first < n_objects
+            else (f"dropped, not refitted: it lies beyond the {n_objects} objects asked for")
+        )
+        warnings.warn(
+            f"INR store {store.root}: {store.shard_path(index).name} is damaged: {problem}; {action}", stacklevel=3
+        )
     pending = []
     for index in range(math.ceil(n_objects / per_shard)):
         count = (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
@@ -218,7 +236,10 @@ def fit_missing_shards(
                 store.write_part(index, part, columns)
             parts.append(columns)
             bar.update(len(rows))
-            bar.set_postfix(psnr=f"{columns['psnr'].mean():.1f}", failed=int((columns["status"] != "ok").sum()),
-                            **quality_postfix(columns))  # fmt: skip
+            bar.set_postfix(
+                psnr=f"{columns['psnr'].mean():.1f}",
+                failed=int((columns["status"] != "ok").sum()),
+                **quality_postfix(columns),
+            )
         store.finish_shard(index, parts)
     bar.close()

@@ -101,8 +101,7 @@ def fit_epochs(
     """
     run_epochs = epochs_to_run(start_epoch, config.epochs, stop_after_epochs)
     steps_per_epoch = n // config.batch_size
-    bar = tqdm(total=len(run_epochs) * steps_per_epoch * config.batch_size, unit="INR", desc=desc,
-               disable=not progress)  # fmt: skip
+    bar = tqdm(total=len(run_epochs) * steps_per_epoch * config.batch_size, unit="INR", desc=desc, disable=not progress)
     for epoch in run_epochs:
         metrics: dict[str, list] = {}
         start = time.perf_counter()

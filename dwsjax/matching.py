@@ -98,9 +98,7 @@ def permute_neurons(
     return _map_leaves(transform, ws, pspec)
 
 
-def scale_neurons(
-    ws: WeightSpace, pspec: PermutationSpec, incoming: Perms, outgoing: Perms
-) -> WeightSpace:
+def scale_neurons(ws: WeightSpace, pspec: PermutationSpec, incoming: Perms, outgoing: Perms) -> WeightSpace:
     """Multiply hidden neuron ``j`` of layer ``k``'s incoming weights and bias by
     ``incoming[k][j]`` and its outgoing weights by ``outgoing[k][j]``."""
 
@@ -114,9 +112,7 @@ def scale_neurons(
     return _map_leaves(transform, ws, pspec)
 
 
-def alignment_objective(
-    ws_a: WeightSpace, ws_b: WeightSpace, include_biases: bool = True, xp=jnp
-) -> jax.Array:
+def alignment_objective(ws_a: WeightSpace, ws_b: WeightSpace, include_biases: bool = True, xp=jnp) -> jax.Array:
     """``sum_l <W_l^a, W_l^b>`` (+ ``<b_l^a, b_l^b>``): the weight-matching objective."""
     total = sum(xp.vdot(a, b) for a, b in zip(ws_a.weights, ws_b.weights))
     if include_biases:

@@ -66,8 +66,9 @@ class TrainRecipe(NamedTuple):
 
 TRAIN_RECIPES: dict[str, TrainRecipe] = {
     "dwsnets": TrainRecipe(learning_rate=5e-3, batch_size=64, amsgrad=True),
-    "neural-graphs": TrainRecipe(learning_rate=1e-3, batch_size=128, warmup_steps=1000, clip_norm=10.0,
-                                 amsgrad=True, dropout=0.2),  # fmt: skip
+    "neural-graphs": TrainRecipe(
+        learning_rate=1e-3, batch_size=128, warmup_steps=1000, clip_norm=10.0, amsgrad=True, dropout=0.2
+    ),
     "constant": TrainRecipe(learning_rate=1e-3),
 }
 """Training recipes by name (sources: :mod:`dwsjax.optim`)."""
@@ -92,8 +93,9 @@ def train_recipe(name: str) -> TrainRecipe:
     return TRAIN_RECIPES[name]
 
 
-def learning_rate_schedule(learning_rate: float, warmup_steps: int = 0, decay: str = "constant",
-                           total_steps: int | None = None) -> optax.Schedule:  # fmt: skip
+def learning_rate_schedule(
+    learning_rate: float, warmup_steps: int = 0, decay: str = "constant", total_steps: int | None = None
+) -> optax.Schedule:
     """``t -> lr * min(1, (t + 1) / warmup)``, times ``(1 + cos(pi p)) / 2`` with
     ``p = (t - warmup) / (total - warmup)`` clipped to ``[0, 1]`` for ``decay="cosine"``."""
     if decay not in DECAYS:
@@ -150,9 +152,15 @@ def scale_by_pytorch_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e
 
 
 @functools.cache
-def optimizer(learning_rate: float, weight_decay: float, warmup_steps: int = 0, decay: str = "constant",
-              total_steps: int | None = None, clip_norm: float = 0.0,
-              amsgrad: bool = False) -> optax.GradientTransformation:  # fmt: skip
+def optimizer(
+    learning_rate: float,
+    weight_decay: float,
+    warmup_steps: int = 0,
+    decay: str = "constant",
+    total_steps: int | None = None,
+    clip_norm: float = 0.0,
+    amsgrad: bool = False,
+) -> optax.GradientTransformation:
     """AdamW (decoupled weight decay scaled by the scheduled lr, as PyTorch's), with
     PyTorch's AMSGrad (:func:`scale_by_pytorch_amsgrad`) if ``amsgrad``, after clipping
     gradients to global norm ``clip_norm`` if ``> 0``.

@@ -96,10 +96,14 @@ def plot_training_curves(
         for ax, metric in zip(axes, ("loss", "accuracy")):
             for split in splits:
                 ax.plot(
-                    x, [e[f"{split}_{metric}"] for e in epochs], label=f"{run} {split}".strip(),
-                    color=SPLIT_COLOURS.get(split), linestyle=RUN_LINESTYLES[r % len(RUN_LINESTYLES)],
-                    marker="o", markersize=3,
-                )  # fmt: skip
+                    x,
+                    [e[f"{split}_{metric}"] for e in epochs],
+                    label=f"{run} {split}".strip(),
+                    color=SPLIT_COLOURS.get(split),
+                    linestyle=RUN_LINESTYLES[r % len(RUN_LINESTYLES)],
+                    marker="o",
+                    markersize=3,
+                )
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.set_xlabel("epoch (from 0, as in history.csv and best_epoch)")
         ax.set_ylabel(metric)
@@ -134,8 +138,9 @@ def plot_scale_curve(
     for name, (label, value) in references.items():
         if (label, value) not in drawn:
             drawn.add((label, value))
-            ax.axhline(value, linestyle="--", linewidth=1, color=colours.get(name, "gray"),
-                       label=f"{label}: {value:.1f}")  # fmt: skip
+            ax.axhline(
+                value, linestyle="--", linewidth=1, color=colours.get(name, "gray"), label=f"{label}: {value:.1f}"
+            )
     sizes = sorted({x for points in series.values() for x, _, _ in points})
     ax.set_xscale("log")
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])

@@ -48,8 +48,20 @@ PAPER_MODELNET40 = {"inr_recipe": "dwsnets", "epochs": 250}
 # DWS layout options (DWSClassifier fields) that results record, resolved to the model's defaults.
 DWS_LAYOUT = ("normalization", "set_layer", "head_hidden")
 # What identifies a finished run in a results table: the fields every results row records (resolved, typed).
-RESULT_IDENTITY = ("dataset", "model", "augment", "views", "seed", "train_objects", "epochs", "inr_recipe",
-                   "train_recipe", *DWS_LAYOUT, "probe_points", "probe_inputs")  # fmt: skip
+RESULT_IDENTITY = (
+    "dataset",
+    "model",
+    "augment",
+    "views",
+    "seed",
+    "train_objects",
+    "epochs",
+    "inr_recipe",
+    "train_recipe",
+    *DWS_LAYOUT,
+    "probe_points",
+    "probe_inputs",
+)
 
 
 def setting(default: Any = None, help: str = "", choices=None, flag: str | None = None, **metadata) -> Any:
@@ -78,7 +90,8 @@ class RunConfig:
     views: int = setting(1, help="training views per object")
     store_views: int | None = setting(
         help="views fitted per training object (default: --views); runs with fewer --views train on the "
-             "first ones, so runs of different view counts share one store")  # fmt: skip
+        "first ones, so runs of different view counts share one store"
+    )
     train_objects: int | None = setting(help="default: all but the validation objects")
     val_objects: int | None = setting(help="default: 1/12 of the train split (5K of 60K)")
     test_objects: int | None = setting(help="default: the whole test split")
@@ -86,18 +99,21 @@ class RunConfig:
     inr_recipe: str | None = setting(
         choices=sorted(RECIPES),
         help=f"INR fitting recipe (dwsjax.recipes): init, output offset, Adam schedule (default: {DEFAULT_RECIPE}, "
-             "or the paper's on a full ModelNet40 directory)")  # fmt: skip
+        "or the paper's on a full ModelNet40 directory)",
+    )
     inr_steps: int | None = setting(help="INR step cap (default: the recipe's)")
     inr_lr: float | None = setting(help="INR Adam learning rate (default: the recipe's)")
     inr_target_psnr: float | None = setting(help="stop fitting an INR at this PSNR (default: the recipe's)")
     inr_points: int = setting(4096, help="SDF/UDF samples per 3D shape")
     epochs: int | None = setting(
         help=f"default: {DEFAULT_EPOCHS}, or the paper's protocol on a full ModelNet40 directory "
-             f"({PAPER_MODELNET40['epochs']})")  # fmt: skip
+        f"({PAPER_MODELNET40['epochs']})"
+    )
     # training recipe and its overrides (dwsjax.optim)
     train_recipe: str | None = setting(
         choices=sorted(TRAIN_RECIPES),
-        help=f"optimiser recipe (dwsjax.optim); default: the model's ({_TRAIN_RECIPE_DEFAULTS})")
+        help=f"optimiser recipe (dwsjax.optim); default: the model's ({_TRAIN_RECIPE_DEFAULTS})",
+    )
     batch_size: int | None = setting(help="default: the recipe's")
     lr: float | None = setting(help="peak learning rate (default: the recipe's)")
     weight_decay: float | None = setting(help="AdamW weight decay (default: the recipe's)")
@@ -117,27 +133,39 @@ class RunConfig:
     depth: int | None = setting(help="DWS layers / transformer blocks (default: the model's)")
     normalization: str | None = setting(
         choices=NORMALIZATIONS,
-        help="DWS: BatchNorm before / LayerNorm after every ReLU, or none (default: the model's)")
+        help="DWS: BatchNorm before / LayerNorm after every ReLU, or none (default: the model's)",
+    )
     head_hidden: int | None = setting(
-        help="DWS: hidden width of the MLP head, 0 = one linear map (default: the model's)")
+        help="DWS: hidden width of the MLP head, 0 = one linear map (default: the model's)"
+    )
     set_layer: str | None = setting(
         choices=SET_LAYERS,
-        help="DWS: map of each hidden layer's neuron features, linear or set attention (default: the model's)")
+        help="DWS: map of each hidden layer's neuron features, linear or set attention (default: the model's)",
+    )
     probe_points: int = setting(
-        0, help="dws/gnn: probe features, each neuron's activations at this many input points "
-                "(dwsjax.models.probes); 0 = none")  # fmt: skip
+        0,
+        help="dws/gnn: probe features, each neuron's activations at this many input points "
+        "(dwsjax.models.probes); 0 = none",
+    )
     probe_inputs: str = setting(
-        "learned", choices=["learned", "fixed"],
-        help="probe input points trained with the model or kept at their U[-1, 1] draw")
+        "learned",
+        choices=["learned", "fixed"],
+        help="probe input points trained with the model or kept at their U[-1, 1] draw",
+    )
     # augmentation
     augment: str = setting(
-        "none", help="none, an augmentation name, a preset ('combination', 'combination_prealigned'), "
-                     "or a comma-separated pipeline")  # fmt: skip
+        "none",
+        help="none, an augmentation name, a preset ('combination', 'combination_prealigned'), "
+        "or a comma-separated pipeline",
+    )
     matching_solver: str = setting(
-        "auto", choices=["auto", "jax", "scipy"],
-        help="assignment solver of weight matching (auto: scipy on CPU, JAX on GPU/TPU)")
+        "auto",
+        choices=["auto", "jax", "scipy"],
+        help="assignment solver of weight matching (auto: scipy on CPU, JAX on GPU/TPU)",
+    )
     template_rounds: int = setting(
-        TemplateConfig().rounds, help="barycentre rounds of the template that mixup_prealigned's INRs are aligned to")
+        TemplateConfig().rounds, help="barycentre rounds of the template that mixup_prealigned's INRs are aligned to"
+    )
     template_sign_aware: bool = setting(False, help="align INRs to the template with sign flips as well (SIRENs)")
     # the run directory
     out: str | None = setting(help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
@@ -172,8 +200,11 @@ class RunConfig:
         """The typed values of ``fields`` (default: what identifies a run in a results table), resolved as
         results record them: the model's training recipe and DWS layout, no probe inputs without probes.
         ``epochs`` and ``inr_recipe`` are as given (see :func:`resolve_protocol`)."""
-        resolved = {"train_recipe": self.train_recipe_name, **dict(zip(DWS_LAYOUT, self.dws_layout())),
-                    "probe_inputs": self.probe_inputs if self.probe_points else None}  # fmt: skip
+        resolved = {
+            "train_recipe": self.train_recipe_name,
+            **dict(zip(DWS_LAYOUT, self.dws_layout())),
+            "probe_inputs": self.probe_inputs if self.probe_points else None,
+        }
         return tuple(resolved[f] if f in resolved else getattr(self, f) for f in fields)
 
     @classmethod
@@ -234,9 +265,11 @@ def modelnet40_subset_note(data_dir: str | None) -> str | None:
     (train, listed_train), (test, listed_test) = (modelnet40_coverage(directory, s) for s in ("train", "test"))
     if (train, test) == (listed_train, listed_test):
         return None
-    return (f"note: {directory} holds {train} of {listed_train} train and {test} of {listed_test} test ModelNet40 "
-            "shapes, a subset that exercises the pipeline end to end but is no benchmark; for the paper's protocol "
-            "point --data-dir (or DWSJAX_DATA_DIR) at a full modelnet40_normal_resampled directory")  # fmt: skip
+    return (
+        f"note: {directory} holds {train} of {listed_train} train and {test} of {listed_test} test ModelNet40 "
+        "shapes, a subset that exercises the pipeline end to end but is no benchmark; for the paper's protocol "
+        "point --data-dir (or DWSJAX_DATA_DIR) at a full modelnet40_normal_resampled directory"
+    )
 
 
 def protocol_defaults(dataset: str, data_dir: str | None) -> dict[str, Any]:
@@ -265,9 +298,16 @@ def resolve_protocol(config: RunConfig) -> RunConfig:
 def resolved_recipe(config) -> tuple[str, TrainRecipe]:
     """``(name, recipe)``: ``train_recipe`` (default: the model's) with every given override applied."""
     name = config.train_recipe or MODEL_RECIPES[config.model]
-    overrides = {"learning_rate": config.lr, "batch_size": config.batch_size, "weight_decay": config.weight_decay,
-                 "warmup_steps": config.warmup_steps, "decay": config.decay, "clip_norm": config.clip_norm,
-                 "amsgrad": config.amsgrad, "dropout": config.dropout}  # fmt: skip
+    overrides = {
+        "learning_rate": config.lr,
+        "batch_size": config.batch_size,
+        "weight_decay": config.weight_decay,
+        "warmup_steps": config.warmup_steps,
+        "decay": config.decay,
+        "clip_norm": config.clip_norm,
+        "amsgrad": config.amsgrad,
+        "dropout": config.dropout,
+    }
     return name, train_recipe(name)._replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -278,8 +318,11 @@ def store_dir(cache_dir: str, identity: dict) -> Path:
 
 def check_object_counts(config) -> None:
     """Refuse an object count below 1 (an empty split)."""
-    for flag, value in (("--train-objects", config.train_objects), ("--val-objects", config.val_objects),
-                        ("--test-objects", config.test_objects)):  # fmt: skip
+    for flag, value in (
+        ("--train-objects", config.train_objects),
+        ("--val-objects", config.val_objects),
+        ("--test-objects", config.test_objects),
+    ):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
 
@@ -289,8 +332,10 @@ def failed_fits_hint(summary: dict) -> str:
     failed = summary["nan"] + summary["diverged"]
     if not failed:
         return ""
-    return (f" ({failed} of the store's {summary['inrs']} INRs failed to fit and are left out: "
-            "raise --inr-steps or lower the fitting learning rate)")  # fmt: skip
+    return (
+        f" ({failed} of the store's {summary['inrs']} INRs failed to fit and are left out: "
+        "raise --inr-steps or lower the fitting learning rate)"
+    )
 
 
 def load_splits(config: RunConfig):
@@ -302,20 +347,33 @@ def load_splits(config: RunConfig):
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
     from dwsjax.store import objects_in_order, select
 
-    fitting = dict(recipe=config.inr_recipe or DEFAULT_RECIPE, steps=config.inr_steps, learning_rate=config.inr_lr,
-                   target_psnr=config.inr_target_psnr, n_points=config.inr_points)  # fmt: skip
+    fitting = dict(
+        recipe=config.inr_recipe or DEFAULT_RECIPE,
+        steps=config.inr_steps,
+        learning_rate=config.inr_lr,
+        target_psnr=config.inr_target_psnr,
+        n_points=config.inr_points,
+    )
     store_views = config.views if config.store_views is None else config.store_views
     if store_views < config.views:
-        raise ValueError(f"--store-views {store_views} is fewer than --views {config.views}; "
-                         "fit at least as many views as the run trains on")  # fmt: skip
+        raise ValueError(
+            f"--store-views {store_views} is fewer than --views {config.views}; "
+            "fit at least as many views as the run trains on"
+        )
     train_cfg = InrDatasetConfig(config.dataset, "train", views=store_views, **fitting)
     test_cfg = InrDatasetConfig(config.dataset, "test", views=1, **fitting)
     known = config.train_objects is not None and config.val_objects is not None
     objects = config.train_objects + config.val_objects if known else None
-    train_store = build_inr_store(store_dir(config.cache_dir, train_cfg.identity()), train_cfg, objects,
-                                  config.data_dir, progress=config.progress)  # fmt: skip
-    test_store = build_inr_store(store_dir(config.cache_dir, test_cfg.identity()), test_cfg, config.test_objects,
-                                 config.data_dir, progress=config.progress)  # fmt: skip
+    train_store = build_inr_store(
+        store_dir(config.cache_dir, train_cfg.identity()), train_cfg, objects, config.data_dir, progress=config.progress
+    )
+    test_store = build_inr_store(
+        store_dir(config.cache_dir, test_cfg.identity()),
+        test_cfg,
+        config.test_objects,
+        config.data_dir,
+        progress=config.progress,
+    )
     fitted = train_store.load(views=config.views)
     object_ids = objects_in_order(fitted)
     n_val = max(1, len(object_ids) // 12) if config.val_objects is None else config.val_objects
@@ -347,8 +405,11 @@ def template_aligned_if_needed(augments: list[str], train, train_store, config, 
 
 def dws_config(config) -> dict:
     """``normalization`` / ``head_hidden`` / ``set_layer`` as DWS model config (refused for other models)."""
-    given = (("normalization", config.normalization), ("head_hidden", config.head_hidden),
-             ("set_layer", config.set_layer))  # fmt: skip
+    given = (
+        ("normalization", config.normalization),
+        ("head_hidden", config.head_hidden),
+        ("set_layer", config.set_layer),
+    )
     options = {k: v for k, v in given if v is not None}
     if options and config.model != "dws":
         raise ValueError(f"--normalization, --head-hidden and --set-layer are DWS options; --model is {config.model}")
@@ -372,10 +433,16 @@ def probe_config(config, activation: str) -> dict:
 
 def run_facts(config: RunConfig, val, test, template) -> dict:
     """What a resumed run must share with its checkpoint beyond the model, recipe and training INRs."""
-    return {"dataset": config.dataset, "augment": config.augment, "views": config.views,
-            "inr_recipe": config.inr_recipe, "val_inrs": len(val.labels), "test_inrs": len(test.labels),
-            "matching_solver": config.matching_solver,
-            "template": None if template is None else template._asdict()}  # fmt: skip
+    return {
+        "dataset": config.dataset,
+        "augment": config.augment,
+        "views": config.views,
+        "inr_recipe": config.inr_recipe,
+        "val_inrs": len(val.labels),
+        "test_inrs": len(test.labels),
+        "matching_solver": config.matching_solver,
+        "template": None if template is None else template._asdict(),
+    }
 
 
 def training_seconds(epochs: list[dict]) -> float | None:
@@ -422,34 +489,64 @@ def run_in(config: RunConfig, out: Path) -> dict:
     train, val, test, train_store = load_splits(config)
     class_names = train_store.metadata["class_names"]
     recipe_name, recipe = resolved_recipe(config)
-    model = build_model(config.model, train_store.spec, len(class_names), dropout=recipe.dropout,
-                        **width_config(config.model, config.hidden), **depth_config(config.model, config.depth),
-                        **dws_config(config), **probe_config(config, train_store.activation))  # fmt: skip
+    model = build_model(
+        config.model,
+        train_store.spec,
+        len(class_names),
+        dropout=recipe.dropout,
+        **width_config(config.model, config.hidden),
+        **depth_config(config.model, config.depth),
+        **dws_config(config),
+        **probe_config(config, train_store.activation),
+    )
     train_config = TrainConfig(recipe, epochs=config.epochs, seed=config.seed)
-    augment = None if config.augment == "none" else build_pipeline(
-        config.augment, activation=train_store.activation, solver=config.matching_solver)
-    train, template = template_aligned_if_needed([config.augment], train, train_store, template,
-                                                 config.matching_solver, config.progress)  # fmt: skip
+    augment = (
+        None
+        if config.augment == "none"
+        else build_pipeline(config.augment, activation=train_store.activation, solver=config.matching_solver)
+    )
+    train, template = template_aligned_if_needed(
+        [config.augment], train, train_store, template, config.matching_solver, config.progress
+    )
     facts = run_facts(config, val, test, template)
-    history = train_classifier(model, train, val, test, len(class_names), train_config, augment,
-                               checkpoint_dir=out / "checkpoints", resume=config.resume,
-                               progress=config.progress, facts=facts)  # fmt: skip
+    history = train_classifier(
+        model,
+        train,
+        val,
+        test,
+        len(class_names),
+        train_config,
+        augment,
+        checkpoint_dir=out / "checkpoints",
+        resume=config.resume,
+        progress=config.progress,
+        facts=facts,
+    )
     best = history["epochs"][history["best_epoch"]] if history["epochs"] else {}
     results = {
-        **facts, "model": config.model, "seed": config.seed, "epochs": config.epochs, "train_recipe": recipe_name,
-        **recipe._asdict(), "hidden": config.hidden, "depth": config.depth,
-        "normalization": getattr(model, "normalization", None), "head_hidden": getattr(model, "head_hidden", None),
+        **facts,
+        "model": config.model,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "train_recipe": recipe_name,
+        **recipe._asdict(),
+        "hidden": config.hidden,
+        "depth": config.depth,
+        "normalization": getattr(model, "normalization", None),
+        "head_hidden": getattr(model, "head_hidden", None),
         "set_layer": getattr(model, "set_layer", None),
         "probe_points": config.probe_points,
         "probe_inputs": config.probe_inputs if config.probe_points else None,
-        "train_inrs": len(train.labels), "params": model_param_counts(model)["total"],
-        "best_epoch": history["best_epoch"], "val_accuracy": history["best_val_accuracy"],
+        "train_inrs": len(train.labels),
+        "params": model_param_counts(model)["total"],
+        "best_epoch": history["best_epoch"],
+        "val_accuracy": history["best_val_accuracy"],
         "test_accuracy": best.get("test_accuracy"),
         "final_train_accuracy": history["epochs"][-1]["train_accuracy"],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
         "train_seconds": training_seconds(history["epochs"]),
         "inr_store_psnr": train_store.summary()["mean_psnr"],
-    }  # fmt: skip
+    }
     (out / "results.json").write_text(json.dumps({**results, "history": history["epochs"]}, indent=1))
     write_history_csv(out / "history.csv", history["epochs"])
     if config.plot:

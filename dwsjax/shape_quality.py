@@ -64,9 +64,15 @@ def _evaluate(ws: WeightSpace, coords: jax.Array) -> jax.Array:
     return siren_apply(ws, coords)[..., 0]
 
 
-def shape_quality(ws: WeightSpace, holdout_coords: np.ndarray, holdout_values: np.ndarray,
-                  surfaces: np.ndarray, signed: bool, output_offset: float = 0.0,
-                  resolution: int = 32) -> dict[str, np.ndarray]:  # fmt: skip
+def shape_quality(
+    ws: WeightSpace,
+    holdout_coords: np.ndarray,
+    holdout_values: np.ndarray,
+    surfaces: np.ndarray,
+    signed: bool,
+    output_offset: float = 0.0,
+    resolution: int = 32,
+) -> dict[str, np.ndarray]:
     """Quality columns (:data:`QUALITY_COLUMNS`) of a batch of 3D INRs, each ``(N,)`` float32.
 
     Args:

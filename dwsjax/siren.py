@@ -22,9 +22,7 @@ SIREN_W0 = 30.0
 INIT_SCHEMES = ("dwsnets", "sitzmann")
 
 
-def siren_init(
-    key: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "dwsnets"
-) -> WeightSpace:
+def siren_init(key: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "dwsnets") -> WeightSpace:
     """Initial SIREN weights.
 
     ``scheme="dwsnets"``, the init of the INR datasets of DWSNets and of the
@@ -53,9 +51,7 @@ def siren_init(
         raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
     weights, biases = [], []
     last = spec.num_layers - 1
-    for i, (key_i, (d_in, d_out)) in enumerate(
-        zip(jax.random.split(key, spec.num_layers), spec.layer_shapes)
-    ):
+    for i, (key_i, (d_in, d_out)) in enumerate(zip(jax.random.split(key, spec.num_layers), spec.layer_shapes)):
         key_w, key_b = jax.random.split(key_i)
         sine_bound = (6.0 / d_in) ** 0.5 / w0
         if scheme == "dwsnets":
@@ -67,9 +63,7 @@ def siren_init(
     return WeightSpace(tuple(weights), tuple(biases))
 
 
-def siren_init_batch(
-    keys: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "dwsnets"
-) -> WeightSpace:
+def siren_init_batch(keys: jax.Array, spec: MLPSpec, w0: float = SIREN_W0, scheme: str = "dwsnets") -> WeightSpace:
     """One SIREN per key, :func:`siren_init` vmapped.
 
     Args:
@@ -84,16 +78,14 @@ def siren_init_batch(
     """
     typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
     batch = keys.shape if typed else keys.shape[:-1]
-    flat = keys.reshape((-1,) + keys.shape[len(batch):])
+    flat = keys.reshape((-1,) + keys.shape[len(batch) :])
     return jax.tree.map(
         lambda leaf: leaf.reshape(batch + leaf.shape[1:]),
         jax.vmap(lambda k: siren_init(k, spec, w0, scheme))(flat),
     )
 
 
-def siren_apply(
-    ws: WeightSpace, coords: jax.Array, w0: float = SIREN_W0, output_offset: float = 0.0
-) -> jax.Array:
+def siren_apply(ws: WeightSpace, coords: jax.Array, w0: float = SIREN_W0, output_offset: float = 0.0) -> jax.Array:
     """Evaluate SIRENs at coordinates: ``f(x) + output_offset``.
 
     ``h_{i+1} = sin(w0 (h_i @ W_i + b_i))`` for the hidden layers and a linear last
@@ -167,9 +159,7 @@ def render_image(
     return out.reshape(out.shape[:-2] + (height, width, out.shape[-1]))
 
 
-def render_sdf(
-    ws: WeightSpace, resolution: int, w0: float = SIREN_W0, output_offset: float = 0.0
-) -> jax.Array:
+def render_sdf(ws: WeightSpace, resolution: int, w0: float = SIREN_W0, output_offset: float = 0.0) -> jax.Array:
     """Evaluate SDF (or UDF) SIRENs on a regular grid, :func:`grid_coords`.
 
     Args:

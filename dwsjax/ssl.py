@@ -202,10 +202,14 @@ def pretrain_simclr(
     stats = normalisation_stats(train.weights, stats)
     state = create_state(model, train, config)
     if state.batch_stats:
-        raise ValueError("SimCLR pre-training here takes a backbone without BatchNorm (its running statistics "
-                         "are not carried to fine-tuning or representations); build it with normalization=\"none\"")
+        raise ValueError(
+            "SimCLR pre-training here takes a backbone without BatchNorm (its running statistics "
+            'are not carried to fine-tuning or representations); build it with normalization="none"'
+        )
     checkpointer, arrays, history, start_epoch = resume_or_start(
-        checkpoint_dir, resume, {"state": state},
+        checkpoint_dir,
+        resume,
+        {"state": state},
         {"config": run_config(model, config, train, temperature=temperature), "epochs": []},
     )
     state = jax.device_put(arrays["state"], replicated)
@@ -215,14 +219,25 @@ def pretrain_simclr(
         state, loss, accuracy = contrastive_step(state, ws, key, stats, augment, temperature)
         return state, {"loss": loss, "contrastive_accuracy": accuracy}
 
-    state = fit_epochs(state, step, n, config, history, start_epoch=start_epoch, stop_after_epochs=stop_after_epochs,
-                       checkpointer=checkpointer, postfix={"loss": "loss", "pair_acc": "contrastive_accuracy"},
-                       progress=progress, desc="simclr")  # fmt: skip
+    state = fit_epochs(
+        state,
+        step,
+        n,
+        config,
+        history,
+        start_epoch=start_epoch,
+        stop_after_epochs=stop_after_epochs,
+        checkpointer=checkpointer,
+        postfix={"loss": "loss", "pair_acc": "contrastive_accuracy"},
+        progress=progress,
+        desc="simclr",
+    )
     return jax.device_get(state.params), history
 
 
-def representations(backbone: nn.Module, params, weights: WeightSpace, stats: WeightStats,
-                    batch: int = 256) -> np.ndarray:  # fmt: skip
+def representations(
+    backbone: nn.Module, params, weights: WeightSpace, stats: WeightStats, batch: int = 256
+) -> np.ndarray:
     """``backbone.features`` of every INR, ``(N, F)``; ``params`` are the backbone's
     (e.g. ``pretrained["backbone"]``)."""
     sharding, _ = batch_shardings()
@@ -236,8 +251,13 @@ def representations(backbone: nn.Module, params, weights: WeightSpace, stats: We
     return np.concatenate(chunks)
 
 
-def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
-                          test_labels: np.ndarray, ridge: float = 1.0) -> float:  # fmt: skip
+def linear_probe_accuracy(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    ridge: float = 1.0,
+) -> float:
     """Test accuracy of a linear classifier on frozen representations ``(N, F)``.
 
     Least-squares classifier: features standardised with the training set's mean
@@ -246,11 +266,14 @@ def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, 
     """
     train_features, test_features = np.asarray(train_features, np.float64), np.asarray(test_features, np.float64)
     if train_features.ndim != 2 or test_features.shape[1:] != train_features.shape[1:]:
-        raise ValueError(f"probe features must be (N, F) with one F, got {train_features.shape} and "
-                         f"{test_features.shape}")  # fmt: skip
+        raise ValueError(
+            f"probe features must be (N, F) with one F, got {train_features.shape} and {test_features.shape}"
+        )
     if len(train_labels) != len(train_features) or len(test_labels) != len(test_features):
-        raise ValueError(f"{len(train_labels)} / {len(test_labels)} labels for {len(train_features)} / "
-                         f"{len(test_features)} probe features")  # fmt: skip
+        raise ValueError(
+            f"{len(train_labels)} / {len(test_labels)} labels for {len(train_features)} / "
+            f"{len(test_features)} probe features"
+        )
     mean, std = train_features.mean(axis=0), train_features.std(axis=0) + 1e-8
 
     def design(x):

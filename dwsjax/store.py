@@ -104,8 +104,12 @@ def select(batch: InrBatch, index: np.ndarray) -> InrBatch:
     index = np.asarray(index)
     if index.dtype == bool and index.shape != batch.labels.shape:
         raise ValueError(f"mask of shape {index.shape} does not match a batch of {len(batch.labels)} INRs")
-    return InrBatch(jax.tree.map(lambda x: x[index], batch.weights), batch.labels[index],
-                    batch.object_ids[index], batch.view_ids[index])  # fmt: skip
+    return InrBatch(
+        jax.tree.map(lambda x: x[index], batch.weights),
+        batch.labels[index],
+        batch.object_ids[index],
+        batch.view_ids[index],
+    )
 
 
 def objects_in_order(batch: InrBatch) -> np.ndarray:
@@ -335,9 +339,11 @@ class InrStore:
         every shard has them: ``mean_sign_accuracy`` (SDF), ``mean_near_error``, ``median_chamfer``."""
         shards = list(self.manifest["shards"].values())
         summary = {}
-        for key, name, reduce in (("sign_accuracy", "mean_sign_accuracy", np.nanmean),
-                                  ("near_error", "mean_near_error", np.nanmean),
-                                  ("chamfer", "median_chamfer", np.median)):  # fmt: skip
+        for key, name, reduce in (
+            ("sign_accuracy", "mean_sign_accuracy", np.nanmean),
+            ("near_error", "mean_near_error", np.nanmean),
+            ("chamfer", "median_chamfer", np.median),
+        ):
             if shards and all(key in s for s in shards):
                 values = np.concatenate([np.asarray(s[key], float) for s in shards])[ok]
                 if np.isfinite(values).any():
@@ -382,9 +388,10 @@ class InrStore:
         raw = path.read_bytes()
         if "sha256" in entry and sha256(raw) != entry["sha256"]:
             raise DamagedShardError(
-                path, f"its SHA-256 does not match the manifest, the file changed after it was written "
-                      f"(it now has {len(raw)} bytes)"
-            )  # fmt: skip
+                path,
+                f"its SHA-256 does not match the manifest, the file changed after it was written "
+                f"(it now has {len(raw)} bytes)",
+            )
         if not parse:
             return {}
         try:
@@ -396,8 +403,7 @@ class InrStore:
             raise DamagedShardError(path, f"it lacks the columns {missing}")
         expected = (entry["count"], self.spec.num_params)
         if cols["weights"].shape != expected:
-            raise DamagedShardError(path, f"it holds weights {cols['weights'].shape}, the manifest expects "
-                                          f"{expected}")  # fmt: skip
+            raise DamagedShardError(path, f"it holds weights {cols['weights'].shape}, the manifest expects {expected}")
         return cols
 
 

@@ -216,9 +216,13 @@ def align_store(
     hidden = len(store.spec.hidden_widths)
     joined = {k: np.concatenate([columns[k] for columns in parts.values()]) for k in next(iter(parts.values()))}
     return StoreAlignment(
-        template, joined["object_ids"], joined["view_ids"], tuple(joined[f"perm_{k}"] for k in range(hidden)),
-        tuple(joined[f"sign_{k}"].astype(np.float32) for k in range(hidden)), joined["objective"],
-    )  # fmt: skip
+        template,
+        joined["object_ids"],
+        joined["view_ids"],
+        tuple(joined[f"perm_{k}"] for k in range(hidden)),
+        tuple(joined[f"sign_{k}"].astype(np.float32) for k in range(hidden)),
+        joined["objective"],
+    )
 
 
 def apply_alignment(batch: InrBatch, alignment: StoreAlignment) -> InrBatch:
@@ -241,9 +245,12 @@ def apply_alignment(batch: InrBatch, alignment: StoreAlignment) -> InrBatch:
 
 
 def template_aligned(
-    batch: InrBatch, store: InrStore, config: TemplateConfig = TemplateConfig(), solver: str = "auto",
+    batch: InrBatch,
+    store: InrStore,
+    config: TemplateConfig = TemplateConfig(),
+    solver: str = "auto",
     progress: bool = True,
-) -> InrBatch:  # fmt: skip
+) -> InrBatch:
     """``batch`` aligned to the template of ``store``, computing and caching the alignment if needed.
 
     Every INR ``i`` becomes ``pi_i(ws_i)`` with ``pi_i = argmax_pi <T, pi(ws_i)>``: the same

@@ -87,8 +87,15 @@ def soft_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def config_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
     """The run's optimiser (:func:`dwsjax.optim.optimizer`); ``total_steps`` matters for cosine decay only."""
     r = config.recipe
-    return optimizer(r.learning_rate, r.weight_decay, r.warmup_steps, r.decay,
-                     total_steps if r.decay != "constant" else None, r.clip_norm, r.amsgrad)  # fmt: skip
+    return optimizer(
+        r.learning_rate,
+        r.weight_decay,
+        r.warmup_steps,
+        r.decay,
+        total_steps if r.decay != "constant" else None,
+        r.clip_norm,
+        r.amsgrad,
+    )
 
 
 def create_state(model: nn.Module, example: InrBatch, config: TrainConfig) -> TrainState:
@@ -96,12 +103,18 @@ def create_state(model: nn.Module, example: InrBatch, config: TrainConfig) -> Tr
     batches of ``example``."""
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
     sample = jax.tree.map(lambda x: x[:1], example.weights)
-    variables = model.init({"params": init_key, "dropout": dropout_key}, sample, train=False,
-                           **raw_kwargs(model, sample))  # fmt: skip
+    variables = model.init(
+        {"params": init_key, "dropout": dropout_key}, sample, train=False, **raw_kwargs(model, sample)
+    )
     tx = config_optimizer(config, config.epochs * max(len(example.labels) // config.batch_size, 1))
-    return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx, dropout_key=dropout_key,
-                             batch_stats=variables.get("batch_stats", {}),
-                             reads_raw_weights=reads_raw_weights(model))  # fmt: skip
+    return TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        tx=tx,
+        dropout_key=dropout_key,
+        batch_stats=variables.get("batch_stats", {}),
+        reads_raw_weights=reads_raw_weights(model),
+    )
 
 
 def model_inputs(state: TrainState, ws, stats: WeightStats) -> tuple[tuple, dict]:
@@ -134,8 +147,9 @@ def apply_train(state: TrainState, params, inputs, dropout_key):
     (args, kwargs), rngs = inputs, {"dropout": dropout_key}
     if not state.batch_stats:
         return state.apply_fn({"params": params}, *args, train=True, rngs=rngs, **kwargs), state.batch_stats
-    out, updates = state.apply_fn(state.variables(params), *args, train=True, rngs=rngs, mutable=["batch_stats"],
-                                  **kwargs)  # fmt: skip
+    out, updates = state.apply_fn(
+        state.variables(params), *args, train=True, rngs=rngs, mutable=["batch_stats"], **kwargs
+    )
     return out, updates["batch_stats"]
 
 
@@ -159,8 +173,10 @@ def overlay_params(params, pretrained, path: str = "params"):
     if not isinstance(pretrained, dict):
         if not isinstance(params, dict) and jnp.shape(params) == jnp.shape(pretrained):
             return jnp.asarray(pretrained, dtype=jnp.result_type(params))
-        raise ValueError(f"pre-trained {path} has shape {jax.tree.map(jnp.shape, pretrained)}, the model "
-                         f"needs {jax.tree.map(jnp.shape, params)}")  # fmt: skip
+        raise ValueError(
+            f"pre-trained {path} has shape {jax.tree.map(jnp.shape, pretrained)}, the model "
+            f"needs {jax.tree.map(jnp.shape, params)}"
+        )
     if not isinstance(params, dict):
         raise ValueError(f"pre-trained {path} is a subtree but the model has an array there")
     unknown = sorted(set(pretrained) - set(params))
@@ -169,8 +185,9 @@ def overlay_params(params, pretrained, path: str = "params"):
     return {k: overlay_params(v, pretrained[k], f"{path}/{k}") if k in pretrained else v for k, v in params.items()}
 
 
-def evaluate(state: TrainState, data: InrBatch, stats: WeightStats, num_classes: int, batch_size: int,
-             sharding) -> Metrics:
+def evaluate(
+    state: TrainState, data: InrBatch, stats: WeightStats, num_classes: int, batch_size: int, sharding
+) -> Metrics:
     """Loss and accuracy over all of ``data``; the last batch is padded and masked."""
     n = len(data.labels)
     total_loss, total_correct = 0.0, 0.0
@@ -193,8 +210,9 @@ class BestValidation:
     """Per-epoch evaluation on the validation and test sets that keeps the epoch of best
     validation accuracy (the earliest on ties) as ``best``."""
 
-    def __init__(self, best: TrainState, measure: Callable[[TrainState, InrBatch], Metrics], val: InrBatch,
-                 test: InrBatch):  # fmt: skip
+    def __init__(
+        self, best: TrainState, measure: Callable[[TrainState, InrBatch], Metrics], val: InrBatch, test: InrBatch
+    ):
         self.best, self.measure, self.val, self.test = best, measure, val, test
 
     def __call__(self, state: TrainState, epoch: int, history: dict) -> dict:
@@ -204,8 +222,12 @@ class BestValidation:
         if val.accuracy > history["best_val_accuracy"]:
             history.update(best_epoch=epoch, best_val_accuracy=val.accuracy, best_test_accuracy=test.accuracy)
             self.best = state
-        return {"val_loss": val.loss, "val_accuracy": val.accuracy, "test_loss": test.loss,
-                "test_accuracy": test.accuracy}  # fmt: skip
+        return {
+            "val_loss": val.loss,
+            "val_accuracy": val.accuracy,
+            "test_loss": test.loss,
+            "test_accuracy": test.accuracy,
+        }
 
     def arrays(self, state: TrainState) -> dict:
         """The checkpoint of ``state`` (:func:`best_arrays`)."""
@@ -292,8 +314,12 @@ def train_classifier(
     state = create_state(model, train, config)
     if init_params is not None:
         state = state.replace(params=overlay_params(state.params, init_params))
-    history: dict = {"config": run_config(model, config, train, **(facts or {})), "epochs": [], "best_epoch": None,
-                     "best_val_accuracy": -1.0}  # fmt: skip
+    history: dict = {
+        "config": run_config(model, config, train, **(facts or {})),
+        "epochs": [],
+        "best_epoch": None,
+        "best_val_accuracy": -1.0,
+    }
     checkpointer, arrays, history, start_epoch = resume_or_start(
         checkpoint_dir, resume, best_arrays(state, state), history
     )
@@ -307,13 +333,26 @@ def train_classifier(
         state, loss, accuracy = train_step(state, ws, labels, key, stats, num_classes, augment)
         return state, {"loss": loss, "accuracy": accuracy}
 
-    best = BestValidation(state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {})),
-                          measure, val, test)  # fmt: skip
-    state = fit_epochs(state, step, len(train.labels), config, history, start_epoch=start_epoch,
-                       stop_after_epochs=stop_after_epochs, evaluate=best, checkpointer=checkpointer,
-                       checkpoint_arrays=best.arrays, prefix="train_",
-                       postfix={"val_acc": "val_accuracy", "test_acc": "test_accuracy"}, progress=progress)  # fmt: skip
+    best = BestValidation(
+        state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {})), measure, val, test
+    )
+    state = fit_epochs(
+        state,
+        step,
+        len(train.labels),
+        config,
+        history,
+        start_epoch=start_epoch,
+        stop_after_epochs=stop_after_epochs,
+        evaluate=best,
+        checkpointer=checkpointer,
+        checkpoint_arrays=best.arrays,
+        prefix="train_",
+        postfix={"val_acc": "val_accuracy", "test_acc": "test_accuracy"},
+        progress=progress,
+    )
     best_state = best.best_state(state)
-    history["final_eval"] = {name: measure(best_state, on_host(data))._asdict()
-                             for name, data in (final_eval or {}).items()}  # fmt: skip
+    history["final_eval"] = {
+        name: measure(best_state, on_host(data))._asdict() for name, data in (final_eval or {}).items()
+    }
     return history

@@ -64,9 +64,7 @@ def mlp_spec(*widths: int) -> MLPSpec:
     """
     widths = tuple(int(w) for w in widths)
     if len(widths) < 2 or any(w < 1 for w in widths):
-        raise ValueError(
-            f"an MLP spec needs at least an input and an output width, all >= 1; got {widths}"
-        )
+        raise ValueError(f"an MLP spec needs at least an input and an output width, all >= 1; got {widths}")
     return MLPSpec(widths)
 
 

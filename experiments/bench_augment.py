@@ -84,8 +84,9 @@ def augmentation_timings(key, ws, ws_b, labels, repeats: int, names=None) -> Ite
             run = jax.jit(lambda k, w, fn=AUGMENTATIONS[name]: apply_to_batch(fn, k, w))
             t = seconds_per_call(run, key, ws, repeats=repeats)
         elif name in PAIR_AUGMENTATIONS:
-            t = seconds_per_call(jax.jit(jax.vmap(PAIR_AUGMENTATIONS[name])), keys, ws, labels, ws_b, labels[::-1],
-                                 repeats=repeats)  # fmt: skip
+            t = seconds_per_call(
+                jax.jit(jax.vmap(PAIR_AUGMENTATIONS[name])), keys, ws, labels, ws_b, labels[::-1], repeats=repeats
+            )
         else:
             t = seconds_per_call(jax.jit(combination()), key, ws, labels, repeats=repeats)
         row = dict(augmentation=name, batch=n, seconds=t, us_per_sample=1e6 * t / n)
@@ -106,14 +107,20 @@ def bench_alignment(ws_a, ws_b, repeats: int, scipy_pairs: int) -> None:
     m = min(scipy_pairs, n)
     weight_matching_scipy(jax.tree.map(lambda x: x[0], a_np), jax.tree.map(lambda x: x[0], b_np))  # warm-up
     start = time.perf_counter()
-    scipy_obj = np.array([
-        weight_matching_scipy(jax.tree.map(lambda x: x[i], a_np), jax.tree.map(lambda x: x[i], b_np)).objective
-        for i in range(m)
-    ])
+    scipy_obj = np.array(
+        [
+            weight_matching_scipy(jax.tree.map(lambda x: x[i], a_np), jax.tree.map(lambda x: x[i], b_np)).objective
+            for i in range(m)
+        ]
+    )
     t_scipy = (time.perf_counter() - start) / m
     emit(
-        alignment="weight_matching", pairs=n, jax_pairs_per_s=n / t_jax, scipy_pairs_per_s=1 / t_scipy,
-        speedup=(n / t_jax) * t_scipy, jax_mean_objective=float(jax_obj[:m].mean()),
+        alignment="weight_matching",
+        pairs=n,
+        jax_pairs_per_s=n / t_jax,
+        scipy_pairs_per_s=1 / t_scipy,
+        speedup=(n / t_jax) * t_scipy,
+        jax_mean_objective=float(jax_obj[:m].mean()),
         scipy_mean_objective=float(scipy_obj.mean()),
         objective_rel_diff=float(abs(jax_obj[:m].mean() - scipy_obj.mean()) / abs(scipy_obj.mean())),
         scipy_pairs=m,
@@ -126,8 +133,13 @@ def bench_solvers(ws_a, ws_b, repeats: int) -> None:
     for solver in SOLVERS:
         match = jax.jit(jax.vmap(functools.partial(weight_matching, solver=solver)))
         rates[solver] = batch_size(ws_a) / seconds_per_call(match, ws_a, ws_b, repeats=repeats)
-    emit(alignment="weight_matching_jit", pairs=batch_size(ws_a), pairs_per_s=rates, auto=resolve_solver(),
-         backend=jax.default_backend())  # fmt: skip
+    emit(
+        alignment="weight_matching_jit",
+        pairs=batch_size(ws_a),
+        pairs_per_s=rates,
+        auto=resolve_solver(),
+        backend=jax.default_backend(),
+    )
 
 
 def step_cells() -> list[tuple[str, str | None]]:
@@ -156,8 +168,14 @@ def bench_steps(data: InrBatch, repeats: int, steps: int, batch: int = 64) -> No
 
         rate = batch * steps / seconds_per_call(run, state, repeats=repeats)
         base = rate if base is None else base
-        emit(train_step="dws-32", augmentation=name, solver=solver, batch=batch, samples_per_s=round(rate, 1),
-             cost_vs_none=round(base / rate, 3))  # fmt: skip
+        emit(
+            train_step="dws-32",
+            augmentation=name,
+            solver=solver,
+            batch=batch,
+            samples_per_s=round(rate, 1),
+            cost_vs_none=round(base / rate, 3),
+        )
 
 
 def render_store(store: InrStore, ws) -> jax.Array:
@@ -186,14 +204,28 @@ def template_quality(store: InrStore, config: TemplateConfig, pairs: int, seed: 
     def midpoint_mse(x, y):
         return float(jnp.mean((render_store(store, interpolate(x, y, 0.5)) - mean_image) ** 2))
 
-    emit(template_quality=store.identity["dataset"], pairs=pairs, inrs=len(raw.labels), template=config._asdict(),
-         objective_ratio_template_vs_pairwise={"mean": float(ratio.mean()), "median": float(np.median(ratio)),
-                                               "min": float(ratio.min())},
-         mean_objective={"identity": float(objective(a, b).mean()), "template": float(objective(a_t, b_t).mean()),
-                         "pairwise": float(result.objective.mean())},
-         midpoint_render_mse_vs_mean_render={"identity": midpoint_mse(a, b), "template": midpoint_mse(a_t, b_t),
-                                              "pairwise": midpoint_mse(a, b_p)},
-         mean_render_variance=float(jnp.var(mean_image, axis=(1, 2, 3)).mean()))  # fmt: skip
+    emit(
+        template_quality=store.identity["dataset"],
+        pairs=pairs,
+        inrs=len(raw.labels),
+        template=config._asdict(),
+        objective_ratio_template_vs_pairwise={
+            "mean": float(ratio.mean()),
+            "median": float(np.median(ratio)),
+            "min": float(ratio.min()),
+        },
+        mean_objective={
+            "identity": float(objective(a, b).mean()),
+            "template": float(objective(a_t, b_t).mean()),
+            "pairwise": float(result.objective.mean()),
+        },
+        midpoint_render_mse_vs_mean_render={
+            "identity": midpoint_mse(a, b),
+            "template": midpoint_mse(a_t, b_t),
+            "pairwise": midpoint_mse(a, b_p),
+        },
+        mean_render_variance=float(jnp.var(mean_image, axis=(1, 2, 3)).mean()),
+    )
 
 
 def template_cost(store: InrStore, config: TemplateConfig, solver: str, target_inrs: int = 55_000) -> None:
@@ -211,10 +243,17 @@ def template_cost(store: InrStore, config: TemplateConfig, solver: str, target_i
     align_to(template, ws, config, solver)
     align_seconds = time.perf_counter() - start
     n = batch_size(ws)
-    emit(template_cost=store.identity["dataset"], solver=solver, inrs=n, template=config._asdict(),
-         rounds_seconds=round(rounds_seconds, 2), align_seconds=round(align_seconds, 2),
-         inrs_per_s=round(n / align_seconds, 1), extrapolated_inrs=target_inrs,
-         extrapolated_seconds=round(rounds_seconds + align_seconds * target_inrs / n, 1))  # fmt: skip
+    emit(
+        template_cost=store.identity["dataset"],
+        solver=solver,
+        inrs=n,
+        template=config._asdict(),
+        rounds_seconds=round(rounds_seconds, 2),
+        align_seconds=round(align_seconds, 2),
+        inrs_per_s=round(n / align_seconds, 1),
+        extrapolated_inrs=target_inrs,
+        extrapolated_seconds=round(rounds_seconds + align_seconds * target_inrs / n, 1),
+    )
 
 
 def compare_sign_alignment(ws_a, ws_b) -> None:
@@ -243,8 +282,12 @@ def compare_sign_alignment(ws_a, ws_b) -> None:
 
     for label, sign_aware in (("identity", None), ("permutation", False), ("permutation+sign", True)):
         objective, dist, mse = metrics(sign_aware)
-        emit(alignment_comparison=label, mean_objective=float(objective), mean_weight_distance=float(dist),
-             midpoint_render_mse_vs_mean_render=float(mse))
+        emit(
+            alignment_comparison=label,
+            mean_objective=float(objective),
+            mean_weight_distance=float(dist),
+            midpoint_render_mse_vs_mean_render=float(mse),
+        )
 
 
 SECTIONS = ("augmentations", "alignment", "steps", "template")
@@ -255,9 +298,11 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scipy-pairs", type=int, default=64)
-    parser.add_argument("--sections", default=None,
-                        help=f"benchmarks to run, comma-separated, of {','.join(SECTIONS)} (default: all; "
-                             "template only with --store)")
+    parser.add_argument(
+        "--sections",
+        default=None,
+        help=f"benchmarks to run, comma-separated, of {','.join(SECTIONS)} (default: all; template only with --store)",
+    )
     parser.add_argument("--store", default=None, help="INR store (2-32-32-1 image INRs) for the template lines")
     parser.add_argument("--quality-pairs", type=int, default=256)
     parser.add_argument("--step-count", type=int, default=10, help="training steps per timed run")
@@ -275,8 +320,10 @@ def main(argv=None) -> None:
     if store is not None and store.spec != SPEC:
         raise ValueError(f"--store holds {store.spec} INRs; the benchmark needs {SPEC} image INRs (e.g. fmnist)")
     if "template" in sections and store is None:
-        raise ValueError("the template section needs --store DIR (fit one with python -m experiments.fit_inrs "
-                         "--dataset fmnist --objects 2048 --out DIR), or leave it out of --sections")  # fmt: skip
+        raise ValueError(
+            "the template section needs --store DIR (fit one with python -m experiments.fit_inrs "
+            "--dataset fmnist --objects 2048 --out DIR), or leave it out of --sections"
+        )
     key_a, key_b, key_aug = jax.random.split(jax.random.key(0), 3)
     ws_a = siren_init_batch(jax.random.split(key_a, args.batch), SPEC)
     ws_b = siren_init_batch(jax.random.split(key_b, args.batch), SPEC)
@@ -288,8 +335,11 @@ def main(argv=None) -> None:
         bench_solvers(ws_a, ws_b, args.repeats)
         compare_sign_alignment(ws_a, ws_b)
     if "steps" in sections:
-        data = store.load() if store is not None else InrBatch(ws_a, np.arange(args.batch) % 10,
-                                                               np.arange(args.batch), np.zeros(args.batch, int))
+        data = (
+            store.load()
+            if store is not None
+            else InrBatch(ws_a, np.arange(args.batch) % 10, np.arange(args.batch), np.zeros(args.batch, int))
+        )
         bench_steps(data, args.repeats, args.step_count)
     if "template" in sections:
         config = TemplateConfig(rounds=args.template_rounds, sign_aware=args.template_sign_aware).check()

@@ -46,8 +46,12 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES))
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the recipe's)")
     parser.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
-    parser.add_argument("--dataset", default="fmnist", choices=["fmnist", "modelnet10", "modelnet40", "synthetic3d"],
-                        help="fmnist (synthetic2d when absent) or a 3D dataset")
+    parser.add_argument(
+        "--dataset",
+        default="fmnist",
+        choices=["fmnist", "modelnet10", "modelnet40", "synthetic3d"],
+        help="fmnist (synthetic2d when absent) or a 3D dataset",
+    )
     parser.add_argument("--points", type=int, default=1024, help="3D: distance samples per shape")
     args = parser.parse_args(argv)
     use_all_cpu_cores()
@@ -67,8 +71,10 @@ def main(argv=None) -> list[dict]:
     kind = preset(args.dataset).kind
     spec = preset(args.dataset).spec
     if kind == "shape":
-        targets, source = load_targets(args.dataset, "train", args.data_dir, limit=n, n=n, n_points=args.points), \
-            args.dataset  # fmt: skip
+        targets, source = (
+            load_targets(args.dataset, "train", args.data_dir, limit=n, n=n, n_points=args.points),
+            args.dataset,
+        )
     else:
         try:
             targets, source = load_targets("fmnist", "train", args.data_dir, limit=n), "fmnist"
@@ -84,11 +90,19 @@ def main(argv=None) -> list[dict]:
         """3D quality figures of fitted shapes (empty for images)."""
         if targets.surface is None:
             return {}
-        q = shape_quality(weights, targets.holdout_coords[rows], targets.holdout_values[rows], targets.surface[rows],
-                          targets.kind == "sdf", config.output_offset)  # fmt: skip
-        return {"sign_accuracy": round(float(np.nanmean(q["sign_accuracy"])), 4) if targets.kind == "sdf" else None,
-                "near_error": round(float(np.nanmean(q["near_error"])), 5),
-                "median_chamfer": round(float(np.median(q["chamfer"])), 5)}  # fmt: skip
+        q = shape_quality(
+            weights,
+            targets.holdout_coords[rows],
+            targets.holdout_values[rows],
+            targets.surface[rows],
+            targets.kind == "sdf",
+            config.output_offset,
+        )
+        return {
+            "sign_accuracy": round(float(np.nanmean(q["sign_accuracy"])), 4) if targets.kind == "sdf" else None,
+            "near_error": round(float(np.nanmean(q["near_error"])), 5),
+            "median_chamfer": round(float(np.median(q["chamfer"])), 5),
+        }
 
     def timed(fn):
         start = time.perf_counter()
@@ -133,26 +147,28 @@ def main(argv=None) -> list[dict]:
     timed(lambda: matmul(a))
     peak = 2 * size**3 * 5 / timed(lambda: [matmul(a) for _ in range(5)])[0] / 1e9
     flops = matmul_flops_per_step(spec.widths, coords.shape[-2])
-    lines = [{
-        "benchmark": "fit_sirens",
-        "recipe": args.inr_recipe,
-        "lr": config.learning_rate,
-        "spec": str(spec),
-        "samples": "28x28" if kind == "image" else f"{coords.shape[-2]} points",
-        "data": source,
-        "devices": len(jax.local_devices()),
-        "batch": batch,
-        "chunk_size": args.chunk_size,
-        "steps": args.steps,
-        "inr_steps_per_s": round(rate, 1),
-        "sequential_inr_steps_per_s": round(sequential_rate, 1),
-        "speedup_vs_sequential": round(rate / sequential_rate, 2),
-        "mean_psnr": round(float(fitted.psnr.mean()), 2),
-        **quality(fitted.weights, rows),
-        "matmul_gflops_achieved": round(flops * rate / 1e9, 2),
-        "matmul_peak_gflops": round(peak, 2),
-        "matmul_bound_inr_steps_per_s": round(peak * 1e9 / flops, 1),
-    }]  # fmt: skip
+    lines = [
+        {
+            "benchmark": "fit_sirens",
+            "recipe": args.inr_recipe,
+            "lr": config.learning_rate,
+            "spec": str(spec),
+            "samples": "28x28" if kind == "image" else f"{coords.shape[-2]} points",
+            "data": source,
+            "devices": len(jax.local_devices()),
+            "batch": batch,
+            "chunk_size": args.chunk_size,
+            "steps": args.steps,
+            "inr_steps_per_s": round(rate, 1),
+            "sequential_inr_steps_per_s": round(sequential_rate, 1),
+            "speedup_vs_sequential": round(rate / sequential_rate, 2),
+            "mean_psnr": round(float(fitted.psnr.mean()), 2),
+            **quality(fitted.weights, rows),
+            "matmul_gflops_achieved": round(flops * rate / 1e9, 2),
+            "matmul_peak_gflops": round(peak, 2),
+            "matmul_bound_inr_steps_per_s": round(peak * 1e9 / flops, 1),
+        }
+    ]
     print(json.dumps(lines[0]), flush=True)
 
     for budget in [int(s) for s in args.psnr.split(",") if s]:
@@ -161,13 +177,22 @@ def main(argv=None) -> list[dict]:
         start = time.perf_counter()
         result = fit_sirens(inr_keys(0, np.arange(m), np.zeros(m, int)), coords_of(np.arange(m)), values[:m], cfg)
         psnr = np.asarray(result.psnr)
-        lines.append({
-            "benchmark": "fit_psnr", "recipe": args.inr_recipe, "data": source, "images": m, "steps": budget,
-            "lr": cfg.learning_rate, "target_psnr": cfg.target_psnr,
-            "mean_inr_steps": round(float(np.asarray(result.steps).mean()), 1),
-            "mean_psnr": round(float(psnr.mean()), 2), "min_psnr": round(float(psnr.min()), 2),
-            "seconds": round(time.perf_counter() - start, 1), **quality(result.weights, np.arange(m)),
-        })  # fmt: skip
+        lines.append(
+            {
+                "benchmark": "fit_psnr",
+                "recipe": args.inr_recipe,
+                "data": source,
+                "images": m,
+                "steps": budget,
+                "lr": cfg.learning_rate,
+                "target_psnr": cfg.target_psnr,
+                "mean_inr_steps": round(float(np.asarray(result.steps).mean()), 1),
+                "mean_psnr": round(float(psnr.mean()), 2),
+                "min_psnr": round(float(psnr.min()), 2),
+                "seconds": round(time.perf_counter() - start, 1),
+                **quality(result.weights, np.arange(m)),
+            }
+        )
         print(json.dumps(lines[-1]), flush=True)
     return lines
 

@@ -68,9 +68,14 @@ def benchmark(name: str, batch: int, steps: int, widths: tuple[int, ...] = (2, 3
     labels = jax.random.randint(jax.random.key(1), (batch,), 0, NUM_CLASSES)
     variables = jax.jit(lambda k: model.init(k, ws, **raw_kwargs(model, ws)))(jax.random.key(2))
     key = jax.random.key(3)
-    state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adamw(1e-3, weight_decay=5e-4),
-                              dropout_key=key, batch_stats=variables.get("batch_stats", {}),
-                              reads_raw_weights=reads_raw_weights(model))  # fmt: skip
+    state = TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        tx=optax.adamw(1e-3, weight_decay=5e-4),
+        dropout_key=key,
+        batch_stats=variables.get("batch_stats", {}),
+        reads_raw_weights=reads_raw_weights(model),
+    )
     step = make_train_step()
     flops = step_flops(step, state, ws, labels, key)
     jax.block_until_ready(step(state, ws, labels, key))

@@ -38,19 +38,53 @@ from dwsjax.run import (  # noqa: F401
     run_classification,
     store_dir,
     template_aligned_if_needed,
-    training_seconds,  # fmt: skip
+    training_seconds,
     write_history_csv,
 )
 from experiments.cli import add_config_arguments, config_from_args, make_parser, run_cli
 
 # Flags of the data, INR fitting, training recipe and run options, shared with experiments.ssl and
 # experiments.function_probe (their own --model, --augment and --out differ).
-COMMON_FIELDS = ("dataset", "hidden", "views", "store_views", "train_objects", "val_objects", "test_objects",
-                 "inr_recipe", "inr_steps", "inr_lr", "inr_target_psnr", "inr_points", "epochs",
-                 "train_recipe", "batch_size", "lr", "weight_decay", "warmup_steps", "decay", "clip_norm",
-                 "amsgrad", "dropout", "seed", "data_dir", "cache_dir", "resume", "progress")  # fmt: skip
-TRAINING_FIELDS = ("train_recipe", "batch_size", "lr", "weight_decay", "warmup_steps", "decay", "clip_norm",
-                   "amsgrad", "dropout")  # fmt: skip
+COMMON_FIELDS = (
+    "dataset",
+    "hidden",
+    "views",
+    "store_views",
+    "train_objects",
+    "val_objects",
+    "test_objects",
+    "inr_recipe",
+    "inr_steps",
+    "inr_lr",
+    "inr_target_psnr",
+    "inr_points",
+    "epochs",
+    "train_recipe",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "decay",
+    "clip_norm",
+    "amsgrad",
+    "dropout",
+    "seed",
+    "data_dir",
+    "cache_dir",
+    "resume",
+    "progress",
+)
+TRAINING_FIELDS = (
+    "train_recipe",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "decay",
+    "clip_norm",
+    "amsgrad",
+    "dropout",
+)
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:

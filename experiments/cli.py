@@ -31,8 +31,10 @@ from typing import Any
 USER_ERRORS = (ValueError, FileNotFoundError)
 HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"
 HUGE_PAGES_OPT_OUT = "DWSJAX_NO_HUGE_PAGES"
-HUGE_PAGES_NOTICE = (f"dwsjax: restarting with GLIBC_TUNABLES={HUGE_PAGE_TUNABLE} (transparent huge pages, "
-                     f"~1.6x faster XLA on CPU); set {HUGE_PAGES_OPT_OUT}=1 to turn this off")
+HUGE_PAGES_NOTICE = (
+    f"dwsjax: restarting with GLIBC_TUNABLES={HUGE_PAGE_TUNABLE} (transparent huge pages, "
+    f"~1.6x faster XLA on CPU); set {HUGE_PAGES_OPT_OUT}=1 to turn this off"
+)
 
 
 def shows_default(action: argparse.Action) -> bool:
@@ -75,8 +77,12 @@ def config_flag(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_cls, names: Iterable[str] | None = None,
-                         defaults: dict[str, Any] | None = None) -> None:  # fmt: skip
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    config_cls,
+    names: Iterable[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> None:
     """One flag per field of the dataclass ``config_cls`` (those in ``names``, in field order; default:
     all), typed by its annotation, with the help and choices of its metadata (``dwsjax.run.setting``):
     ``int``/``float``/``str`` fields take a value, ``bool`` fields are switches (``--flag`` for a default

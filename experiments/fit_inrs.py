@@ -23,8 +23,12 @@ from dwsjax.run import RunConfig
 from experiments.cli import add_config_arguments, add_hidden_alias, make_parser, run_cli
 
 # RunConfig's INR fitting fields -> the flag names this command had before it shared classify's.
-INR_FLAG_ALIASES = {"inr_steps": "--steps", "inr_lr": "--lr", "inr_target_psnr": "--target-psnr",
-                    "inr_points": "--points"}  # fmt: skip
+INR_FLAG_ALIASES = {
+    "inr_steps": "--steps",
+    "inr_lr": "--lr",
+    "inr_target_psnr": "--target-psnr",
+    "inr_points": "--points",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,8 +37,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--split", default="train", choices=["train", "test"])
     parser.add_argument("--objects", type=int, default=None, help="fit the first N objects (default: all)")
     parser.add_argument("--views", type=int, default=1, help="INRs per object, each from its own init key")
-    parser.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
-                        help="fitting recipe (dwsjax.recipes): init, output offset, Adam schedule")
+    parser.add_argument(
+        "--inr-recipe",
+        default=DEFAULT_RECIPE,
+        choices=sorted(RECIPES),
+        help="fitting recipe (dwsjax.recipes): init, output offset, Adam schedule",
+    )
     # the INR fitting flags of experiments.classify (dwsjax.run.RunConfig), under their older names as well
     add_config_arguments(parser, RunConfig, INR_FLAG_ALIASES)
     for field, alias in INR_FLAG_ALIASES.items():
@@ -53,10 +61,17 @@ def main(argv=None) -> dict:
     from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 
     config = InrDatasetConfig(
-        dataset=args.dataset, split=args.split, views=args.views, seed=args.seed, recipe=args.inr_recipe,
-        steps=args.inr_steps, learning_rate=args.inr_lr, target_psnr=args.inr_target_psnr,
-        shard_objects=args.shard_objects, n_points=args.inr_points,
-    )  # fmt: skip
+        dataset=args.dataset,
+        split=args.split,
+        views=args.views,
+        seed=args.seed,
+        recipe=args.inr_recipe,
+        steps=args.inr_steps,
+        learning_rate=args.inr_lr,
+        target_psnr=args.inr_target_psnr,
+        shard_objects=args.shard_objects,
+        n_points=args.inr_points,
+    )
     start = time.perf_counter()
     store = build_inr_store(args.out, config, args.objects, args.data_dir, args.chunk_size)
     summary = {"store": str(store.root), **store.summary(), "seconds": round(time.perf_counter() - start, 1)}

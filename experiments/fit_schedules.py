@@ -36,9 +36,24 @@ from experiments.tables import mean_pm_std
 REFERENCE_STD = {"W0": 0.078, "b0": 0.029, "W1": 0.032, "b1": 0.017, "W2": 0.135}
 STD_FACTOR = 1.6  # a schedule is "faithful" when every layer's std is within this factor of the reference
 PROTOCOL = dict(train_objects=2000, val_objects=500, test_objects=1000, epochs=40)
-COLUMNS = ["schedule", "seed", "lr", "steps", "target_psnr", "fit_seconds", "fit_inrs", "mean_inr_steps", "mean_psnr",
-           *(f"std_{k}" for k in REFERENCE_STD), "corr_W0_init", "std_within_factor", "test_accuracy",
-           "val_accuracy", "best_epoch", "final_train_accuracy"]  # fmt: skip
+COLUMNS = [
+    "schedule",
+    "seed",
+    "lr",
+    "steps",
+    "target_psnr",
+    "fit_seconds",
+    "fit_inrs",
+    "mean_inr_steps",
+    "mean_psnr",
+    *(f"std_{k}" for k in REFERENCE_STD),
+    "corr_W0_init",
+    "std_within_factor",
+    "test_accuracy",
+    "val_accuracy",
+    "best_epoch",
+    "final_train_accuracy",
+]
 
 
 def parse_schedule(text: str) -> tuple[float, int, float]:
@@ -59,20 +74,22 @@ def init_correlation(batch, seed: int, init_scheme: str) -> float:
     from dwsjax.fit import inr_keys
     from dwsjax.siren import siren_init_batch
 
-    initial = siren_init_batch(inr_keys(seed, batch.object_ids, batch.view_ids), batch.weights.spec,
-                               scheme=init_scheme)  # fmt: skip
+    initial = siren_init_batch(inr_keys(seed, batch.object_ids, batch.view_ids), batch.weights.spec, scheme=init_scheme)
     a, b = np.asarray(batch.weights.weights[0]).ravel(), np.asarray(initial.weights[0]).ravel()
     return float(np.corrcoef(a, b)[0, 1])
 
 
 def markdown(rows: list[dict]) -> str:
     """One line per schedule: its INRs' statistics (from its first row) and test accuracy over seeds."""
-    header = ("| schedule (lr:steps) | Adam steps per INR | PSNR (dB) | "
-              + " | ".join(f"std {k}" for k in REFERENCE_STD)
-              + " | corr W0, init | within 1.6x | test acc. (%) | seeds |")  # fmt: skip
+    header = (
+        "| schedule (lr:steps) | Adam steps per INR | PSNR (dB) | "
+        + " | ".join(f"std {k}" for k in REFERENCE_STD)
+        + " | corr W0, init | within 1.6x | test acc. (%) | seeds |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    lines.append("| reference FMNIST INR dataset | | | " + " | ".join(f"{v:.3f}" for v in REFERENCE_STD.values())
-                 + " | | | | |")  # fmt: skip
+    lines.append(
+        "| reference FMNIST INR dataset | | | " + " | ".join(f"{v:.3f}" for v in REFERENCE_STD.values()) + " | | | | |"
+    )
     schedules: dict[str, list[dict]] = {}
     for r in rows:
         schedules.setdefault(r["schedule"], []).append(r)
@@ -80,9 +97,11 @@ def markdown(rows: list[dict]) -> str:
         r = runs[0]
         stds = " | ".join(f"{float(r[f'std_{k}']):.3f}" for k in REFERENCE_STD)
         accuracy = mean_pm_std([100 * float(run["test_accuracy"]) for run in runs])
-        lines.append(f"| {name} | {float(r['mean_inr_steps']):.0f} | "
-                     f"{float(r['mean_psnr']):.1f} | {stds} | {float(r['corr_W0_init']):.3f} | "
-                     f"{r['std_within_factor']} | {accuracy} | {len(runs)} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {float(r['mean_inr_steps']):.0f} | "
+            f"{float(r['mean_psnr']):.1f} | {stds} | {float(r['corr_W0_init']):.3f} | "
+            f"{r['std_within_factor']} | {accuracy} | {len(runs)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -93,10 +112,22 @@ def schedule_name(lr: float, steps: int, target_psnr: float) -> str:
 def schedule_config(args, lr: float, steps: int, target_psnr: float, seed: int) -> RunConfig:
     """The DWS-32 run of a schedule and training seed under :data:`PROTOCOL`."""
     name = schedule_name(lr, steps, target_psnr)
-    return RunConfig(dataset="fmnist", model="dws", inr_recipe="dwsnets", inr_lr=lr, inr_steps=steps,
-                     inr_target_psnr=target_psnr, seed=seed, **PROTOCOL, cache_dir=args.cache_dir,
-                     data_dir=args.data_dir or None, out=str(Path(args.runs_dir) / f"{name.replace(':', '_')}_s{seed}"),
-                     resume=True, plot=True, progress=False)  # fmt: skip
+    return RunConfig(
+        dataset="fmnist",
+        model="dws",
+        inr_recipe="dwsnets",
+        inr_lr=lr,
+        inr_steps=steps,
+        inr_target_psnr=target_psnr,
+        seed=seed,
+        **PROTOCOL,
+        cache_dir=args.cache_dir,
+        data_dir=args.data_dir or None,
+        out=str(Path(args.runs_dir) / f"{name.replace(':', '_')}_s{seed}"),
+        resume=True,
+        plot=True,
+        progress=False,
+    )
 
 
 def run_schedule(args, lr: float, steps: int, target_psnr: float, seed: int) -> dict:
@@ -112,16 +143,25 @@ def run_schedule(args, lr: float, steps: int, target_psnr: float, seed: int) -> 
     stds = layer_stds(train.weights)
     results = run_classification(config)
     return {
-        "schedule": name, "seed": seed, "lr": lr, "steps": steps, "target_psnr": target_psnr,
-        "fit_seconds": round(fit_seconds, 1), "fit_inrs": int(fitted.size),
-        "mean_inr_steps": round(float(fitted.mean()), 1), "mean_psnr": round(store.summary()["mean_psnr"], 2),
+        "schedule": name,
+        "seed": seed,
+        "lr": lr,
+        "steps": steps,
+        "target_psnr": target_psnr,
+        "fit_seconds": round(fit_seconds, 1),
+        "fit_inrs": int(fitted.size),
+        "mean_inr_steps": round(float(fitted.mean()), 1),
+        "mean_psnr": round(store.summary()["mean_psnr"], 2),
         **{f"std_{k}": round(v, 4) for k, v in stds.items()},
         "corr_W0_init": round(init_correlation(train, 0, store.identity["init_scheme"]), 4),
-        "std_within_factor": all(REFERENCE_STD[k] / STD_FACTOR <= v <= REFERENCE_STD[k] * STD_FACTOR
-                                 for k, v in stds.items()),
-        "test_accuracy": results["test_accuracy"], "val_accuracy": results["val_accuracy"],
-        "best_epoch": results["best_epoch"], "final_train_accuracy": results["final_train_accuracy"],
-    }  # fmt: skip
+        "std_within_factor": all(
+            REFERENCE_STD[k] / STD_FACTOR <= v <= REFERENCE_STD[k] * STD_FACTOR for k, v in stds.items()
+        ),
+        "test_accuracy": results["test_accuracy"],
+        "val_accuracy": results["val_accuracy"],
+        "best_epoch": results["best_epoch"],
+        "final_train_accuracy": results["final_train_accuracy"],
+    }
 
 
 def is_done(rows: list[dict], lr: float, steps: int, target_psnr: float, seed: int) -> bool:
@@ -129,8 +169,12 @@ def is_done(rows: list[dict], lr: float, steps: int, target_psnr: float, seed: i
     read as numbers (rows of older files without the schedule's columns by its name)."""
     for r in rows:
         if r.get("lr") and r.get("steps") and r.get("target_psnr"):
-            if (float(r["lr"]), int(r["steps"]), float(r["target_psnr"]), int(r["seed"])) == (lr, steps, target_psnr,
-                                                                                              seed):  # fmt: skip
+            if (float(r["lr"]), int(r["steps"]), float(r["target_psnr"]), int(r["seed"])) == (
+                lr,
+                steps,
+                target_psnr,
+                seed,
+            ):
                 return True
         elif (r["schedule"], int(r["seed"])) == (schedule_name(lr, steps, target_psnr), seed):
             return True
@@ -139,8 +183,9 @@ def is_done(rows: list[dict], lr: float, steps: int, target_psnr: float, seed: i
 
 def main(argv=None) -> list[dict]:
     p = make_parser(__doc__)
-    p.add_argument("--schedules", default="5e-4:2000,1e-3:1000,2e-3:500",
-                   type=lambda t: [parse_schedule(s) for s in t.split(",")])
+    p.add_argument(
+        "--schedules", default="5e-4:2000,1e-3:1000,2e-3:500", type=lambda t: [parse_schedule(s) for s in t.split(",")]
+    )
     p.add_argument("--seeds", default="0", help="DWS training seeds, comma-separated")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"))

@@ -26,9 +26,21 @@ from experiments.classify import add_common_arguments, load_splits, resolve_prot
 from experiments.cli import make_parser, run_cli
 from experiments.tables import mean_pm_std
 
-COLUMNS = ["dataset", "train_objects", "val_objects", "test_objects", "inr_recipe", "inr_steps", "inr_points",
-           "grid", "inr_store_psnr", "inr_test_accuracy", "inr_train_accuracy", "source_test_accuracy",
-           "source_train_accuracy"]  # fmt: skip
+COLUMNS = [
+    "dataset",
+    "train_objects",
+    "val_objects",
+    "test_objects",
+    "inr_recipe",
+    "inr_steps",
+    "inr_points",
+    "grid",
+    "inr_store_psnr",
+    "inr_test_accuracy",
+    "inr_train_accuracy",
+    "source_test_accuracy",
+    "source_train_accuracy",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,29 +61,45 @@ def model_rows(results_dir: Path, row: dict) -> list[str]:
             continue
         for r in read_csv_rows(path):
             same = (r.get("dataset"), r.get("train_objects"), r.get("inr_recipe")) == (
-                row["dataset"], str(row["train_objects"]), row["inr_recipe"])  # fmt: skip
+                row["dataset"],
+                str(row["train_objects"]),
+                row["inr_recipe"],
+            )
             if same and r.get("test_accuracy"):
                 groups[(path.stem, r["model"], r["augment"], r["views"])].append(100 * float(r["test_accuracy"]))
-    return [f"| [{s}]({s}.md) | {m} | {a} | {v} | {mean_pm_std(accs)} | {len(accs)} |"
-            for (s, m, a, v), accs in sorted(groups.items())]  # fmt: skip
+    return [
+        f"| [{s}]({s}.md) | {m} | {a} | {v} | {mean_pm_std(accs)} | {len(accs)} |"
+        for (s, m, a, v), accs in sorted(groups.items())
+    ]
 
 
 def render_table(results_dir: Path) -> str:
     rows = read_csv_rows(results_dir / "function-probe.csv")
-    lines = ["# Function-space probe", "",
-             "A linear classifier on each INR's function sampled on a grid (images: pixels; shapes: the distance "
-             "field on grid^3 points) and on the source data on the same grid (`python -m experiments.function_probe`, "
-             "`dwsjax.function_probe`). Test accuracy in %.", "",
-             "| dataset | train / val / test objects | INR recipe | INR steps | grid | INR PSNR (dB) | probe on INRs | "
-             "probe on source data |", "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "# Function-space probe",
+        "",
+        "A linear classifier on each INR's function sampled on a grid (images: pixels; shapes: the distance "
+        "field on grid^3 points) and on the source data on the same grid (`python -m experiments.function_probe`, "
+        "`dwsjax.function_probe`). Test accuracy in %.",
+        "",
+        "| dataset | train / val / test objects | INR recipe | INR steps | grid | INR PSNR (dB) | probe on INRs | "
+        "probe on source data |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['dataset']} | {r['train_objects']} / {r['val_objects']} / {r['test_objects']} | "
-                     f"{r['inr_recipe']} | {r['inr_steps']} | {r['grid']} | {float(r['inr_store_psnr']):.1f} | "
-                     f"{100 * float(r['inr_test_accuracy']):.1f} | "
-                     f"{100 * float(r['source_test_accuracy']):.1f} |")  # fmt: skip
-    lines += ["", "Weight-space models on the same split and INR recipe (`experiments.reproduce`):", "",
-              "| set | model | augmentation | views | test acc. (%) | seeds |",
-             "|---|---|---|---:|---:|---:|"]  # fmt: skip
+        lines.append(
+            f"| {r['dataset']} | {r['train_objects']} / {r['val_objects']} / {r['test_objects']} | "
+            f"{r['inr_recipe']} | {r['inr_steps']} | {r['grid']} | {float(r['inr_store_psnr']):.1f} | "
+            f"{100 * float(r['inr_test_accuracy']):.1f} | "
+            f"{100 * float(r['source_test_accuracy']):.1f} |"
+        )
+    lines += [
+        "",
+        "Weight-space models on the same split and INR recipe (`experiments.reproduce`):",
+        "",
+        "| set | model | augmentation | views | test acc. (%) | seeds |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     lines += dict.fromkeys(line for r in rows for line in model_rows(results_dir, r))
     return "\n".join(lines) + "\n"
 
@@ -90,18 +118,30 @@ def main(argv=None) -> dict:
     kind = preset(args.dataset).kind
     resolution = image_resolution(args.dataset, args.data_dir) if kind == "image" else (args.grid,)
     num_classes = len(train_store.metadata["class_names"])
-    inr = [(rendered_functions(b.weights, kind, resolution, train_store.output_offset), b.labels)
-           for b in (train, val, test)]  # fmt: skip
-    source = [(source_features(args.dataset, split, b.object_ids, args.grid, args.data_dir), b.labels)
-              for b, split in ((train, "train"), (val, "train"), (test, "test"))]  # fmt: skip
+    inr = [
+        (rendered_functions(b.weights, kind, resolution, train_store.output_offset), b.labels)
+        for b in (train, val, test)
+    ]
+    source = [
+        (source_features(args.dataset, split, b.object_ids, args.grid, args.data_dir), b.labels)
+        for b, split in ((train, "train"), (val, "train"), (test, "test"))
+    ]
     on_inrs, on_source = linear_probe(*inr, num_classes), linear_probe(*source, num_classes)
-    row = {"dataset": args.dataset, "train_objects": len(train.labels), "val_objects": len(val.labels),
-           "test_objects": len(test.labels), "inr_recipe": args.inr_recipe,
-           "inr_steps": train_store.identity["steps"], "inr_points": args.inr_points if kind == "shape" else "",
-           "grid": "x".join(map(str, resolution)), "inr_store_psnr": round(train_store.summary()["mean_psnr"], 2),
-           "inr_test_accuracy": on_inrs.test_accuracy, "inr_train_accuracy": on_inrs.train_accuracy,
-           "source_test_accuracy": on_source.test_accuracy,
-           "source_train_accuracy": on_source.train_accuracy}  # fmt: skip
+    row = {
+        "dataset": args.dataset,
+        "train_objects": len(train.labels),
+        "val_objects": len(val.labels),
+        "test_objects": len(test.labels),
+        "inr_recipe": args.inr_recipe,
+        "inr_steps": train_store.identity["steps"],
+        "inr_points": args.inr_points if kind == "shape" else "",
+        "grid": "x".join(map(str, resolution)),
+        "inr_store_psnr": round(train_store.summary()["mean_psnr"], 2),
+        "inr_test_accuracy": on_inrs.test_accuracy,
+        "inr_train_accuracy": on_inrs.train_accuracy,
+        "source_test_accuracy": on_source.test_accuracy,
+        "source_train_accuracy": on_source.train_accuracy,
+    }
     append_csv_rows(results_dir / "function-probe.csv", [row], COLUMNS)
     atomic_write_text(results_dir / "function-probe.md", render_table(results_dir))
     print(json.dumps(row))

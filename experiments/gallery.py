@@ -38,10 +38,16 @@ from dwsjax.weights import WeightSpace, flatten_weights
 from experiments.cli import add_config_arguments, add_hidden_alias, make_parser, run_cli
 
 GALLERY_AUGMENTATIONS = (
-    "translate", "rotate", "scale",
-    "gaussian_noise", "masking", "quantile_masking",
-    "siren_negation", "siren_bias", "permutation",
-)  # fmt: skip
+    "translate",
+    "rotate",
+    "scale",
+    "gaussian_noise",
+    "masking",
+    "quantile_masking",
+    "siren_negation",
+    "siren_bias",
+    "permutation",
+)
 FUNCTION_PRESERVING = ("siren_negation", "siren_bias", "permutation")
 MIXUP_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MIXUP_ROWS = ("direct", "aligned", "aligned ±", "pixels")
@@ -78,7 +84,11 @@ def distinct_class_indices(labels: np.ndarray, count: int) -> np.ndarray:
 
 
 def fit_example_inrs(
-    count: int = 2, steps: int | None = None, dataset: str = "fmnist", data_dir=None, seed: int = 0,
+    count: int = 2,
+    steps: int | None = None,
+    dataset: str = "fmnist",
+    data_dir=None,
+    seed: int = 0,
     recipe: str = DEFAULT_RECIPE,
 ) -> ExampleInrs:
     """One SIREN per test image, for ``count`` distinct classes, fitted with ``recipe``
@@ -88,8 +98,9 @@ def fit_example_inrs(
         raise ValueError(f"the gallery renders images; {name} holds {targets.kind} targets")
     idx = distinct_class_indices(targets.labels, count)
     config = InrDatasetConfig(name, "test", recipe=recipe, steps=steps).fit_config()
-    result = fit_sirens(inr_keys(seed, targets.object_ids[idx], np.zeros(count), "test"), targets.coords,
-                        targets.values[idx], config)  # fmt: skip
+    result = fit_sirens(
+        inr_keys(seed, targets.object_ids[idx], np.zeros(count), "test"), targets.coords, targets.values[idx], config
+    )
     return ExampleInrs(
         dataset=name,
         weights=result.weights,
@@ -140,7 +151,12 @@ def panel_title(panel: Panel) -> str:
 
 
 def mixup_gallery(
-    key: jax.Array, ws_a: WeightSpace, ws_b: WeightSpace, height: int, width: int, lambdas=MIXUP_LAMBDAS,
+    key: jax.Array,
+    ws_a: WeightSpace,
+    ws_b: WeightSpace,
+    height: int,
+    width: int,
+    lambdas=MIXUP_LAMBDAS,
     output_offset: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Renders ``(len(lambdas), H, W, C)`` of ``lam f_a + (1 - lam) f_b`` for each way of mixing.
@@ -200,9 +216,12 @@ def mixup_row_labels(mixups: dict[str, np.ndarray], distances: dict[str, float])
 
 
 def plot_gallery(
-    panels: list[Panel], mixups: dict[str, np.ndarray], distances: dict[str, float], lambdas=MIXUP_LAMBDAS,
+    panels: list[Panel],
+    mixups: dict[str, np.ndarray],
+    distances: dict[str, float],
+    lambdas=MIXUP_LAMBDAS,
     suptitle: str = "",
-):  # fmt: skip
+):
     """Augmentation panels (5 per row) above the MixUp rows (one column per ``lambda``)."""
     import matplotlib.pyplot as plt
 
@@ -210,11 +229,16 @@ def plot_gallery(
     aug_rows = -(-len(panels) // ncols)
     fig = plt.figure(figsize=(1.9 * ncols, 2.3 * aug_rows + 1.9 * len(mixups) + 0.8), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[2.3 * aug_rows, 1.9 * len(mixups) + 0.4])
-    plot_image_grid([p.image for p in panels], [panel_title(p) for p in panels], ncols=ncols,
-                    title_size=7, fig=top)  # fmt: skip
+    plot_image_grid([p.image for p in panels], [panel_title(p) for p in panels], ncols=ncols, title_size=7, fig=top)
     top.suptitle("augmentations of INR a (rendered)", fontsize=10)
-    plot_image_grid(np.concatenate(list(mixups.values())), mixup_titles(mixups, lambdas), ncols=ncols,
-                    row_labels=mixup_row_labels(mixups, distances), title_size=7, fig=bottom)  # fmt: skip
+    plot_image_grid(
+        np.concatenate(list(mixups.values())),
+        mixup_titles(mixups, lambdas),
+        ncols=ncols,
+        row_labels=mixup_row_labels(mixups, distances),
+        title_size=7,
+        fig=bottom,
+    )
     bottom.suptitle("MixUp λ·a + (1 − λ)·T(b): direct (Eq. 3) vs weight-matching aligned (Eq. 5)", fontsize=10)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
@@ -248,11 +272,14 @@ def main(argv=None) -> dict:
     title = f"{inrs.dataset}: a = {a} ({inrs.psnr[0]:.1f} dB), b = {b} ({inrs.psnr[1]:.1f} dB)"
     save_figure(plot_gallery(panels, mixups, distances, suptitle=title), args.out, dpi=args.dpi)
     summary = {
-        "out": args.out, "dataset": inrs.dataset, "psnr": inrs.psnr.round(2).tolist(),
-        "augmentations": {p.name: {"max_output_change": p.max_output_change, "weight_change": p.weight_change}
-                          for p in panels[1:]},
+        "out": args.out,
+        "dataset": inrs.dataset,
+        "psnr": inrs.psnr.round(2).tolist(),
+        "augmentations": {
+            p.name: {"max_output_change": p.max_output_change, "weight_change": p.weight_change} for p in panels[1:]
+        },
         "mixup_weight_distance": distances,
-    }  # fmt: skip
+    }
     print(json.dumps(summary))
     return summary
 

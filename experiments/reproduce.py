@@ -80,16 +80,27 @@ class Run(NamedTuple):
 
     @property
     def name(self) -> str:
-        return (f"{self.model}_{spec_label(self.augment)}_v{self.views}_n{self.protocol.train_objects}"
-                f"_{self.protocol.inr_recipe}_s{self.seed}")  # fmt: skip
+        return (
+            f"{self.model}_{spec_label(self.augment)}_v{self.views}_n{self.protocol.train_objects}"
+            f"_{self.protocol.inr_recipe}_s{self.seed}"
+        )
 
 
 FMNIST = Protocol("fmnist", train_objects=2000, val_objects=500, test_objects=2000, epochs=40)
 # The paper's split (55k train, 5k validation, 10k test), subsampled for the smaller points of the scale curve.
 FMNIST_PAPER_SPLIT = Protocol("fmnist", train_objects=55000, val_objects=5000, test_objects=10000, epochs=40)
 SCALE_OBJECTS = (2000, 10000, 55000)
-FMNIST_AUGMENTATIONS = ("none", "mixup_aligned", "translate", "siren_negation", "gaussian_noise", "masking",
-                        "mixup", "mixup_permuted", "combination")  # fmt: skip
+FMNIST_AUGMENTATIONS = (
+    "none",
+    "mixup_aligned",
+    "translate",
+    "siren_negation",
+    "gaussian_noise",
+    "masking",
+    "mixup",
+    "mixup_permuted",
+    "combination",
+)
 
 # (dataset, model, augment, views) -> the paper's test accuracy (%), Shamsian et al. 2024.
 PAPER = {
@@ -109,9 +120,13 @@ Cells = list[tuple[str, str, int]]  # (model, augmentation, views)
 # A set is one or more protocols, each with the cells run under it.
 SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # The last cell pairs the two strongest augmentations here (the paper's combination also carries translate).
-    "fmnist-augment": [(FMNIST, [("dws", a, 1) for a in (*FMNIST_AUGMENTATIONS, "mixup_prealigned",
-                                                         "siren_negation,mixup_aligned")]
-                        + [("dws-probe", "none", 1), ("dws-probe-fixed", "none", 1)])],
+    "fmnist-augment": [
+        (
+            FMNIST,
+            [("dws", a, 1) for a in (*FMNIST_AUGMENTATIONS, "mixup_prealigned", "siren_negation,mixup_aligned")]
+            + [("dws-probe", "none", 1), ("dws-probe-fixed", "none", 1)],
+        )
+    ],
     # The reference's 1,000 warmup steps scaled by the training-set size (1,000 x 2,000 / 55,000 ~ 36; ~1.1
     # epochs at batch 64), as in the README's relational-transformer runs: 1,000 would outlast the whole run.
     "fmnist-gnn": [(FMNIST._replace(batch_size=64, warmup_steps=35), [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS])],
@@ -124,23 +139,40 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     "fmnist-long": [(FMNIST._replace(epochs=120), [("dws", a, 1) for a in ("none", "mixup_aligned")])],
     # The headline cell against the number of training objects, up to the paper's 55k (results/scale-fmnist.png).
     # Template-aligned MixUp stands for aligned MixUp: equal accuracy at a fraction of the cost (fmnist-prealigned).
-    "scale-fmnist": [(FMNIST_PAPER_SPLIT._replace(train_objects=n),
-                      [("dws", a, 1) for a in ("none", "mixup_prealigned")]) for n in SCALE_OBJECTS],
+    "scale-fmnist": [
+        (FMNIST_PAPER_SPLIT._replace(train_objects=n), [("dws", a, 1) for a in ("none", "mixup_prealigned")])
+        for n in SCALE_OBJECTS
+    ],
     # SIREN negation, the strongest augmentation on fmnist-augment, checks whether that finding carries over.
-    "cifar10": [(Protocol("cifar10", train_objects=2000, val_objects=500, test_objects=2000, epochs=40),
-                 [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned", "siren_negation")])],
+    "cifar10": [
+        (
+            Protocol("cifar10", train_objects=2000, val_objects=500, test_objects=2000, epochs=40),
+            [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned", "siren_negation")],
+        )
+    ],
     # The full official split: 3,991 training shapes (the last 400 of our fixed order validate), 908 test shapes;
     # 8 epochs to fit the CPU budget (results/README.md, "ModelNet10": where the best epochs fall).
-    "modelnet10": [(
-        Protocol("modelnet10", train_objects=3591, val_objects=400, test_objects=908, epochs=8, inr_points=1024),
-        [("dws", "none", 1), ("dws", "mixup_aligned", 1), ("dws-probe", "none", 1), ("dws-probe-fixed", "none", 1),
-         ("dws-probe", "mixup_aligned", 1), ("gnn-probe", "none", 1)],
-    )],
-    "smoke": [(
-        Protocol("synthetic2d", train_objects=48, val_objects=16, test_objects=32, epochs=2, batch_size=16,
-                 inr_steps=30),  # fmt: skip
-        [("dws", a, 1) for a in ("none", "mixup_aligned")],
-    )],
+    "modelnet10": [
+        (
+            Protocol("modelnet10", train_objects=3591, val_objects=400, test_objects=908, epochs=8, inr_points=1024),
+            [
+                ("dws", "none", 1),
+                ("dws", "mixup_aligned", 1),
+                ("dws-probe", "none", 1),
+                ("dws-probe-fixed", "none", 1),
+                ("dws-probe", "mixup_aligned", 1),
+                ("gnn-probe", "none", 1),
+            ],
+        )
+    ],
+    "smoke": [
+        (
+            Protocol(
+                "synthetic2d", train_objects=48, val_objects=16, test_objects=32, epochs=2, batch_size=16, inr_steps=30
+            ),
+            [("dws", a, 1) for a in ("none", "mixup_aligned")],
+        )
+    ],
 }
 
 # Model variants a cell may name: their RunConfig fields (the model and its options). Probe features: 64 probe
@@ -152,15 +184,42 @@ MODEL_VARIANTS: dict[str, dict[str, Any]] = {
     "gnn-probe": {"model": "gnn", "probe_points": 64},
 }
 
-COLUMNS = ["dataset", "model", "augment", "views", "seed", "test_accuracy", "val_accuracy", "best_epoch", "epochs",
-           "final_train_accuracy", "train_objects", "train_inrs", "params", "normalization", "set_layer", "head_hidden",
-           "train_samples_per_s", "inr_recipe", "train_recipe",
-           "batch_size", "learning_rate", "warmup_steps", "inr_store_psnr",
-           "train_seconds", "wall_seconds"]  # fmt: skip
+COLUMNS = [
+    "dataset",
+    "model",
+    "augment",
+    "views",
+    "seed",
+    "test_accuracy",
+    "val_accuracy",
+    "best_epoch",
+    "epochs",
+    "final_train_accuracy",
+    "train_objects",
+    "train_inrs",
+    "params",
+    "normalization",
+    "set_layer",
+    "head_hidden",
+    "train_samples_per_s",
+    "inr_recipe",
+    "train_recipe",
+    "batch_size",
+    "learning_rate",
+    "warmup_steps",
+    "inr_store_psnr",
+    "train_seconds",
+    "wall_seconds",
+]
 
 
-def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None,
-            train_objects: list[int] | None = None, models: list[str] | None = None) -> list[Run]:  # fmt: skip
+def runs_of(
+    set_name: str,
+    seeds: list[int],
+    augments: list[str] | None = None,
+    train_objects: list[int] | None = None,
+    models: list[str] | None = None,
+) -> list[Run]:
     """The set's runs, seed by seed; ``augments`` keeps only the cells with those augmentations,
     ``train_objects`` only the protocols with those training-set sizes, ``models`` only the cells of
     those models (:data:`MODEL_VARIANTS`)."""
@@ -170,35 +229,54 @@ def runs_of(set_name: str, seeds: list[int], augments: list[str] | None = None,
     if models is not None:
         available = {model for _, cells in groups for model, _, _ in cells}
         if set(models) - available:
-            raise ValueError(f"set {set_name!r} has no cells of model {sorted(set(models) - available)}; "
-                             f"its cells use {sorted(available)}")  # fmt: skip
+            raise ValueError(
+                f"set {set_name!r} has no cells of model {sorted(set(models) - available)}; "
+                f"its cells use {sorted(available)}"
+            )
         groups = [(protocol, [c for c in cells if c[0] in models]) for protocol, cells in groups]
     if augments is not None:
         available = {augment for _, cells in groups for _, augment, _ in cells}
         unknown = sorted(set(augments) - available)
         if unknown:
-            raise ValueError(f"set {set_name!r} has no cells with augmentation {unknown}; "
-                             f"its cells use {sorted(available)}")  # fmt: skip
+            raise ValueError(
+                f"set {set_name!r} has no cells with augmentation {unknown}; its cells use {sorted(available)}"
+            )
     if train_objects is not None:
         unknown = sorted(set(train_objects) - {protocol.train_objects for protocol, _ in groups})
         if unknown:
-            raise ValueError(f"set {set_name!r} has no protocol with {unknown} training objects; its protocols "
-                             f"use {sorted(protocol.train_objects for protocol, _ in groups)}")  # fmt: skip
+            raise ValueError(
+                f"set {set_name!r} has no protocol with {unknown} training objects; its protocols "
+                f"use {sorted(protocol.train_objects for protocol, _ in groups)}"
+            )
         groups = [(protocol, cells) for protocol, cells in groups if protocol.train_objects in train_objects]
-    return [Run(protocol, model, augment, views, seed) for seed in seeds for protocol, cells in groups
-            for model, augment, views in cells if augments is None or augment in augments]  # fmt: skip
+    return [
+        Run(protocol, model, augment, views, seed)
+        for seed in seeds
+        for protocol, cells in groups
+        for model, augment, views in cells
+        if augments is None or augment in augments
+    ]
 
 
-def run_config(run: Run, out: Path | None = None, data_dir: str | None = None,
-               cache_dir: str | None = None) -> RunConfig:  # fmt: skip
+def run_config(
+    run: Run, out: Path | None = None, data_dir: str | None = None, cache_dir: str | None = None
+) -> RunConfig:
     """The :class:`RunConfig` of a run: its protocol's settings, its cell's model variant
     (:data:`MODEL_VARIANTS`), augmentation, views and seed, the model's training recipe when the protocol
     names none; resumed in ``out`` and plotted."""
     protocol = {k: v for k, v in run.protocol._asdict().items() if v is not None}
     places = {"data_dir": data_dir, "cache_dir": cache_dir, "out": None if out is None else str(out)}
-    return RunConfig(**protocol, **MODEL_VARIANTS[run.model], augment=run.augment, views=run.views, seed=run.seed,
-                     train_recipe=train_recipe_of(run), resume=True, plot=True,
-                     **{k: v for k, v in places.items() if v is not None})  # fmt: skip
+    return RunConfig(
+        **protocol,
+        **MODEL_VARIANTS[run.model],
+        augment=run.augment,
+        views=run.views,
+        seed=run.seed,
+        train_recipe=train_recipe_of(run),
+        resume=True,
+        plot=True,
+        **{k: v for k, v in places.items() if v is not None},
+    )
 
 
 def train_recipe_of(run: Run) -> str:
@@ -233,18 +311,31 @@ def markdown_table(rows: list[dict]) -> str:
     epochs, INR recipe, training recipe, DWS layout) cell."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r["dataset"], r["model"], r["augment"], int(r["views"]), int(r["train_objects"]), int(r["epochs"]),
-               r["inr_recipe"], r["train_recipe"], layout_name(r))  # fmt: skip
+        key = (
+            r["dataset"],
+            r["model"],
+            r["augment"],
+            int(r["views"]),
+            int(r["train_objects"]),
+            int(r["epochs"]),
+            r["inr_recipe"],
+            r["train_recipe"],
+            layout_name(r),
+        )
         cells.setdefault(key, []).append(r)
-    lines = ["| dataset | model | augmentation | views | train objects | epochs | INR recipe | training recipe "
-             "| DWS layout | test acc. (%) | train acc. (%) | seeds | paper (%) |",
-             "|---|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| dataset | model | augmentation | views | train objects | epochs | INR recipe | training recipe "
+        "| DWS layout | test acc. (%) | train acc. (%) | seeds | paper (%) |",
+        "|---|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|",
+    ]
     for key, runs in cells.items():
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
         train = 100 * np.array([float(r["final_train_accuracy"]) for r in runs])
         paper = PAPER.get(key[:4])
-        lines.append(f"| {' | '.join(map(str, key))} | {mean_pm_std(test)} | "
-                     f"{train.mean():.1f} | {len(runs)} | {'—' if paper is None else f'{paper:.1f}'} |")  # fmt: skip
+        lines.append(
+            f"| {' | '.join(map(str, key))} | {mean_pm_std(test)} | "
+            f"{train.mean():.1f} | {len(runs)} | {'—' if paper is None else f'{paper:.1f}'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -311,24 +402,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = make_parser(__doc__)
     p.add_argument("--set", required=True, choices=sorted(SETS) + sorted(SSL_SETS))
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
-    p.add_argument("--augment", default=None,
-                   help="only the cells with these augmentations (comma-separated, a pipeline's steps joined "
-                        "by '+', e.g. none,siren_negation+mixup_aligned; default: all)")
-    p.add_argument("--model", default=None,
-                   help=f"only the cells of these models (comma-separated, of {', '.join(MODEL_VARIANTS)}; "
-                        "default: all)")
-    p.add_argument("--train-objects", default=None,
-                   help="only the protocols with these training-set sizes (comma-separated; default: all)")
+    p.add_argument(
+        "--augment",
+        default=None,
+        help="only the cells with these augmentations (comma-separated, a pipeline's steps joined "
+        "by '+', e.g. none,siren_negation+mixup_aligned; default: all)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"only the cells of these models (comma-separated, of {', '.join(MODEL_VARIANTS)}; default: all)",
+    )
+    p.add_argument(
+        "--train-objects",
+        default=None,
+        help="only the protocols with these training-set sizes (comma-separated; default: all)",
+    )
     p.add_argument("--results-dir", default="results", help="where <set>.csv and <set>.md go")
     p.add_argument("--runs-dir", default="runs/reproduce", help="run directories (checkpoints, curves)")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=os.environ.get("DWSJAX_CACHE_DIR", "cache"), help="INR store cache")
-    p.add_argument("--inr-recipe", default=None, choices=sorted(RECIPES),
-                   help=f"INR fitting recipe of every run (default: the set's, {DEFAULT_RECIPE} for all sets)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="train the selected runs this many epochs instead of their protocol's; under a constant "
-                        "learning rate a finished shorter run of the same cell is extended, not repeated (its "
-                        "epochs are the longer run's first ones), and both rows are kept")
+    p.add_argument(
+        "--inr-recipe",
+        default=None,
+        choices=sorted(RECIPES),
+        help=f"INR fitting recipe of every run (default: the set's, {DEFAULT_RECIPE} for all sets)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train the selected runs this many epochs instead of their protocol's; under a constant "
+        "learning rate a finished shorter run of the same cell is extended, not repeated (its "
+        "epochs are the longer run's first ones), and both rows are kept",
+    )
     p.add_argument("--table-only", action="store_true", help="only render the markdown table")
     return p.parse_args(argv)
 
@@ -341,16 +448,25 @@ def main(argv=None) -> Path:
     if args.set in SSL_SETS:
         if args.augment is not None:
             raise ValueError(f"--augment selects cells of classification sets; {args.set!r} is a SimCLR set")
-        path = run_ssl_set(args.set, seeds, Path(args.results_dir), Path(args.runs_dir), args.data_dir,
-                           args.cache_dir, args.table_only, args.inr_recipe or DEFAULT_RECIPE)  # fmt: skip
+        path = run_ssl_set(
+            args.set,
+            seeds,
+            Path(args.results_dir),
+            Path(args.runs_dir),
+            args.data_dir,
+            args.cache_dir,
+            args.table_only,
+            args.inr_recipe or DEFAULT_RECIPE,
+        )
         print(path.read_text())
         return path
     augments = None if args.augment is None else parse_augments(args.augment)
     train_objects = None if args.train_objects is None else [int(n) for n in args.train_objects.split(",")]
     models = None if args.model is None else [m.strip() for m in args.model.split(",")]
     set_runs = runs_of(args.set, seeds, augments, train_objects, models)
-    overrides = {field: value for field, value in (("inr_recipe", args.inr_recipe), ("epochs", args.epochs))
-                 if value is not None}  # fmt: skip
+    overrides = {
+        field: value for field, value in (("inr_recipe", args.inr_recipe), ("epochs", args.epochs)) if value is not None
+    }
     runs = [run._replace(protocol=run.protocol._replace(**overrides)) for run in set_runs]
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -364,8 +480,12 @@ def main(argv=None) -> Path:
             start = time.perf_counter()
             out = Path(args.runs_dir) / args.set / run.name
             results = run_classification(run_config(run, out, args.data_dir, args.cache_dir))
-            row = {**results, "model": run.model, "train_objects": run.protocol.train_objects,
-                   "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+            row = {
+                **results,
+                "model": run.model,
+                "train_objects": run.protocol.train_objects,
+                "wall_seconds": round(time.perf_counter() - start, 1),
+            }
             append_csv_rows(csv_path, [row], COLUMNS)
             write_table(results_dir, args.set)
     path = write_table(results_dir, args.set)

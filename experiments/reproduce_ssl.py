@@ -28,29 +28,86 @@ from experiments.tables import mean_pm_std
 # pre-trains on the 2,000 training objects of the classification protocol; fine-tuning and scratch
 # runs use 5% and 20% of their labels (Table 2 of the paper uses 5-20%). ``ssl-fmnist-no-mixup`` drops
 # aligned MixUp from the paper's views, to measure what MixUp adds (README "CPU protocol and results").
-FMNIST_SSL = ["--dataset", "fmnist", "--hidden", "32", "--train-objects", "2000", "--val-objects", "300",
-              "--test-objects", "1000", "--pretrain-epochs", "12", "--epochs", "30", "--batch-size", "16",
-              "--label-fractions", "0.05,0.2"]  # fmt: skip
+FMNIST_SSL = [
+    "--dataset",
+    "fmnist",
+    "--hidden",
+    "32",
+    "--train-objects",
+    "2000",
+    "--val-objects",
+    "300",
+    "--test-objects",
+    "1000",
+    "--pretrain-epochs",
+    "12",
+    "--epochs",
+    "30",
+    "--batch-size",
+    "16",
+    "--label-fractions",
+    "0.05,0.2",
+]
 SSL_SETS: dict[str, list[str]] = {
     "ssl-fmnist": FMNIST_SSL,
     "ssl-fmnist-no-mixup": FMNIST_SSL + ["--augment", "translate,gaussian_noise,quantile_masking,siren_negation"],
-    "ssl-smoke": ["--dataset", "synthetic2d", "--hidden", "4", "--train-objects", "40", "--val-objects", "20",
-                  "--test-objects", "20", "--inr-steps", "20", "--pretrain-epochs", "1", "--pretrain-batch-size",
-                  "20", "--epochs", "1", "--batch-size", "20", "--label-fractions", "0.25,1", "--augment",
-                  "translate,gaussian_noise"],
-}  # fmt: skip
+    "ssl-smoke": [
+        "--dataset",
+        "synthetic2d",
+        "--hidden",
+        "4",
+        "--train-objects",
+        "40",
+        "--val-objects",
+        "20",
+        "--test-objects",
+        "20",
+        "--inr-steps",
+        "20",
+        "--pretrain-epochs",
+        "1",
+        "--pretrain-batch-size",
+        "20",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--label-fractions",
+        "0.25,1",
+        "--augment",
+        "translate,gaussian_noise",
+    ],
+}
 
 ARMS = ("scratch", "simclr")
-COLUMNS = ["seed", "fraction", "labelled_inrs", "batch_size",
-           *(f"{arm}_{field}" for arm in ARMS for field in ("test_accuracy", "val_accuracy", "best_epoch")),
-           "random_probe_test_accuracy", "simclr_probe_test_accuracy",
-           "pretrain_final_loss", "pretrain_final_contrastive_accuracy", "pretrain_seconds",
-           "classify_seconds", "inr_recipe"]  # fmt: skip
+COLUMNS = [
+    "seed",
+    "fraction",
+    "labelled_inrs",
+    "batch_size",
+    *(f"{arm}_{field}" for arm in ARMS for field in ("test_accuracy", "val_accuracy", "best_epoch")),
+    "random_probe_test_accuracy",
+    "simclr_probe_test_accuracy",
+    "pretrain_final_loss",
+    "pretrain_final_contrastive_accuracy",
+    "pretrain_seconds",
+    "classify_seconds",
+    "inr_recipe",
+]
 
 
 def ssl_argv(set_name: str, seed: int, out: Path, data_dir: str | None, cache_dir: str, inr_recipe: str) -> list[str]:
-    argv = SSL_SETS[set_name] + ["--seed", str(seed), "--inr-recipe", inr_recipe, "--cache-dir", cache_dir,
-                                 "--out", str(out), "--resume"]  # fmt: skip
+    argv = SSL_SETS[set_name] + [
+        "--seed",
+        str(seed),
+        "--inr-recipe",
+        inr_recipe,
+        "--cache-dir",
+        cache_dir,
+        "--out",
+        str(out),
+        "--resume",
+    ]
     return argv if data_dir is None else argv + ["--data-dir", data_dir]
 
 
@@ -70,25 +127,36 @@ def markdown_table(rows: list[dict], pretrain_batch_size: int) -> str:
     seed's final pre-training loss and positive-pair accuracy against chance."""
     from experiments.ssl import TEST_ACCURACIES
 
-    lines = ["| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder | seeds "
-             "| per seed (scratch / SimCLR) |", "|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        "| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder | seeds "
+        "| per seed (scratch / SimCLR) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for fraction in sorted({float(r["fraction"]) for r in rows}):
         cell = [r for r in rows if float(r["fraction"]) == fraction]
         scratch, simclr, random_probe, simclr_probe = (percent(r[key] for r in cell) for key in TEST_ACCURACIES)
         pairs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(scratch, simclr))
-        lines.append(f"| {fraction:.0%} | {cell[0]['labelled_inrs']} | {mean_pm_std(scratch)} "
-                     f"| {mean_pm_std(simclr)} | {mean_pm_std(random_probe)} | {mean_pm_std(simclr_probe)} "
-                     f"| {len(cell)} | {pairs} |")  # fmt: skip
+        lines.append(
+            f"| {fraction:.0%} | {cell[0]['labelled_inrs']} | {mean_pm_std(scratch)} "
+            f"| {mean_pm_std(simclr)} | {mean_pm_std(random_probe)} | {mean_pm_std(simclr_probe)} "
+            f"| {len(cell)} | {pairs} |"
+        )
     pretrained = {r["seed"]: r for r in rows if r.get("pretrain_final_loss")}
     if pretrained:
         views = 2 * pretrain_batch_size
         losses = ", ".join(f"{float(r['pretrain_final_loss']):.2f}" for r in pretrained.values())
         accuracy = ", ".join(f"{float(r['pretrain_final_contrastive_accuracy']):.1%}" for r in pretrained.values())
-        lines += ["", f"Final pre-training NT-Xent per seed {', '.join(pretrained)}: {losses} (chance "
-                  f"log({views - 1}) = {math.log(views - 1):.2f}); positive-pair accuracy: {accuracy} "
-                  f"(chance {1 / (views - 1):.1%}). Wall time (pre-training + classifier runs): "
-                  + ", ".join(f"{float(r['pretrain_seconds']):.0f} + {float(r['classify_seconds']):.0f} s"
-                              for r in pretrained.values()) + "."]  # fmt: skip
+        lines += [
+            "",
+            f"Final pre-training NT-Xent per seed {', '.join(pretrained)}: {losses} (chance "
+            f"log({views - 1}) = {math.log(views - 1):.2f}); positive-pair accuracy: {accuracy} "
+            f"(chance {1 / (views - 1):.1%}). Wall time (pre-training + classifier runs): "
+            + ", ".join(
+                f"{float(r['pretrain_seconds']):.0f} + {float(r['classify_seconds']):.0f} s"
+                for r in pretrained.values()
+            )
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -97,18 +165,29 @@ def write_table(results_dir: Path, set_name: str, inr_recipe: str = DEFAULT_RECI
     from experiments import ssl
 
     args = ssl.parse_args(SSL_SETS[set_name])
-    command = shlex.join(["python", "-m", "experiments.ssl", *SSL_SETS[set_name], "--inr-recipe", inr_recipe,
-                          "--seed", "S"])  # fmt: skip
-    header = (f"# {set_name} (SimCLR pre-training, then fine-tuning vs scratch; test accuracy % at the "
-              f"best validation epoch)\n\nPer seed S: `{command}`\n\n")  # fmt: skip
+    command = shlex.join(
+        ["python", "-m", "experiments.ssl", *SSL_SETS[set_name], "--inr-recipe", inr_recipe, "--seed", "S"]
+    )
+    header = (
+        f"# {set_name} (SimCLR pre-training, then fine-tuning vs scratch; test accuracy % at the "
+        f"best validation epoch)\n\nPer seed S: `{command}`\n\n"
+    )
     path = results_dir / f"{set_name}.md"
     rows = [r for r in read_csv_rows(results_dir / f"{set_name}.csv") if r["inr_recipe"] == inr_recipe]
     atomic_write_text(path, header + markdown_table(rows, args.pretrain_batch_size))
     return path
 
 
-def run_ssl_set(set_name: str, seeds: list[int], results_dir: Path, runs_dir: Path, data_dir: str | None,
-                cache_dir: str, table_only: bool = False, inr_recipe: str = DEFAULT_RECIPE) -> Path:  # fmt: skip
+def run_ssl_set(
+    set_name: str,
+    seeds: list[int],
+    results_dir: Path,
+    runs_dir: Path,
+    data_dir: str | None,
+    cache_dir: str,
+    table_only: bool = False,
+    inr_recipe: str = DEFAULT_RECIPE,
+) -> Path:
     """Run the set's missing seeds one by one, appending each to the CSV; ``-> the markdown table``."""
     from experiments import ssl
 

@@ -51,8 +51,12 @@ from experiments.cli import make_parser, run_cli
 
 DEFAULT_FRACTIONS = "0.05,0.10,0.15,0.20"
 # Test accuracies recorded per labelled fraction: both classifier arms, then the linear probes.
-TEST_ACCURACIES = ("scratch_test_accuracy", "simclr_test_accuracy", "random_probe_test_accuracy",
-                   "simclr_probe_test_accuracy")  # fmt: skip
+TEST_ACCURACIES = (
+    "scratch_test_accuracy",
+    "simclr_test_accuracy",
+    "random_probe_test_accuracy",
+    "simclr_probe_test_accuracy",
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,8 +71,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pretrain-epochs", type=int, default=10)
     p.add_argument("--pretrain-batch-size", type=int, default=64)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
-    p.add_argument("--label-fractions", default=DEFAULT_FRACTIONS,
-                   help="comma-separated fractions of the training objects that keep their labels")
+    p.add_argument(
+        "--label-fractions",
+        default=DEFAULT_FRACTIONS,
+        help="comma-separated fractions of the training objects that keep their labels",
+    )
     p.add_argument("--finetune-augment", default="none", help="augmentation of the classifier runs (both arms)")
     p.add_argument("--out", default=None, help="run directory (default: runs/ssl_<dataset>_<model>_s<seed>)")
     return resolve_protocol(p.parse_args(argv))
@@ -130,8 +137,10 @@ def plot_representations(path: Path, panels: dict[str, np.ndarray], labels: np.n
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder |",
-             "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| labelled | train INRs | scratch | SimCLR | probe: random encoder | probe: SimCLR encoder |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         cells = [f"{r['fraction']:.0%}", str(r["labelled_inrs"]), *(f"{100 * r[key]:.1f}" for key in TEST_ACCURACIES)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -148,11 +157,13 @@ def add_linear_probes(rows: list[dict], features: dict, train, test, seed: int) 
         mask = labelled_mask(train, row["fraction"], seed)
         for name, (train_features, test_features) in features.items():
             row[f"{name}_probe_test_accuracy"] = linear_probe_accuracy(
-                train_features[mask], train.labels[mask], test_features, test.labels)
+                train_features[mask], train.labels[mask], test_features, test.labels
+            )
 
 
-def compare_with_few_labels(args, recipe, fractions, backbone, pretrained, splits, num_classes, stats, augment,
-                            out: Path):  # fmt: skip
+def compare_with_few_labels(
+    args, recipe, fractions, backbone, pretrained, splits, num_classes, stats, augment, out: Path
+):
     """Train ``backbone`` from scratch and from the ``pretrained`` encoder on every
     labelled fraction, both with the pipeline ``augment`` (or none): ``-> (rows, histories)``
     with each arm's best-validation epoch and its test accuracy; ``recipe`` trains both arms."""
@@ -164,19 +175,33 @@ def compare_with_few_labels(args, recipe, fractions, backbone, pretrained, split
     for fraction in fractions:
         labelled = select(train, labelled_mask(train, fraction, args.seed))
         n = len(labelled.labels)
-        config = TrainConfig(recipe._replace(batch_size=classifier_batch_size(recipe.batch_size, n)),
-                             epochs=args.epochs, seed=args.seed)  # fmt: skip
+        config = TrainConfig(
+            recipe._replace(batch_size=classifier_batch_size(recipe.batch_size, n)), epochs=args.epochs, seed=args.seed
+        )
         row = {"fraction": fraction, "labelled_inrs": n, "batch_size": config.batch_size}
         for arm, init in (("scratch", None), ("simclr", pretrained)):
             if not args.no_progress:
                 print(f"{arm} on {fraction:.0%} labels ({n} INRs)")
-            history = train_classifier(backbone, labelled, val, test, num_classes, config, augment,
-                                       checkpoint_dir=out / f"f{fraction:g}" / arm, resume=args.resume,
-                                       progress=not args.no_progress, init_params=init, stats=stats)  # fmt: skip
+            history = train_classifier(
+                backbone,
+                labelled,
+                val,
+                test,
+                num_classes,
+                config,
+                augment,
+                checkpoint_dir=out / f"f{fraction:g}" / arm,
+                resume=args.resume,
+                progress=not args.no_progress,
+                init_params=init,
+                stats=stats,
+            )
             histories[f"{arm}_f{fraction:g}"] = history["epochs"]
-            row |= {f"{arm}_test_accuracy": history["best_test_accuracy"],
-                    f"{arm}_val_accuracy": history["best_val_accuracy"],
-                    f"{arm}_best_epoch": history["best_epoch"]}  # fmt: skip
+            row |= {
+                f"{arm}_test_accuracy": history["best_test_accuracy"],
+                f"{arm}_val_accuracy": history["best_val_accuracy"],
+                f"{arm}_best_epoch": history["best_epoch"],
+            }
         rows.append(row)
     return rows, histories
 
@@ -204,57 +229,101 @@ def run(args: argparse.Namespace, fractions: list[float], out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(args)
     class_names = train_store.metadata["class_names"]
-    train, _ = template_aligned_if_needed([args.augment, args.finetune_augment], train, train_store,
-                                          TemplateConfig(), "auto", not args.no_progress)  # fmt: skip
+    train, _ = template_aligned_if_needed(
+        [args.augment, args.finetune_augment], train, train_store, TemplateConfig(), "auto", not args.no_progress
+    )
     view_augment = build_pipeline(args.augment, activation=train_store.activation)
-    finetune_augment = None if args.finetune_augment == "none" else build_pipeline(
-        args.finetune_augment, activation=train_store.activation)  # fmt: skip
+    finetune_augment = (
+        None
+        if args.finetune_augment == "none"
+        else build_pipeline(args.finetune_augment, activation=train_store.activation)
+    )
     stats = weight_stats(train.weights)
     recipe_name, recipe = resolved_recipe(args)
     # SimCLR pre-training carries no BatchNorm statistics (dwsjax.ssl), so the backbone has none
-    backbone = build_model(args.model, train_store.spec, len(class_names), dropout=recipe.dropout,
-                           normalization="none", **width_config(args.model, args.hidden))  # fmt: skip
+    backbone = build_model(
+        args.model,
+        train_store.spec,
+        len(class_names),
+        dropout=recipe.dropout,
+        normalization="none",
+        **width_config(args.model, args.hidden),
+    )
     simclr = simclr_model(backbone, projection_dim=args.projection_dim)
     progress = not args.no_progress
 
-    pretrain_recipe = TrainRecipe(learning_rate=args.pretrain_lr, weight_decay=recipe.weight_decay,
-                                  batch_size=args.pretrain_batch_size)  # fmt: skip
+    pretrain_recipe = TrainRecipe(
+        learning_rate=args.pretrain_lr, weight_decay=recipe.weight_decay, batch_size=args.pretrain_batch_size
+    )
     pretrain_config = TrainConfig(pretrain_recipe, epochs=args.pretrain_epochs, seed=args.seed)
     start = time.perf_counter()
     pretrained, pretrain_history = pretrain_simclr(
-        simclr, train, pretrain_config, view_augment, args.temperature, stats,
-        checkpoint_dir=out / "pretrain", resume=args.resume, progress=progress,
-    )  # fmt: skip
+        simclr,
+        train,
+        pretrain_config,
+        view_augment,
+        args.temperature,
+        stats,
+        checkpoint_dir=out / "pretrain",
+        resume=args.resume,
+        progress=progress,
+    )
     pretrain_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    rows, histories = compare_with_few_labels(args, recipe, fractions, backbone, pretrained["backbone"],
-                                              (train, val, test), len(class_names), stats, finetune_augment,
-                                              out)  # fmt: skip
+    rows, histories = compare_with_few_labels(
+        args,
+        recipe,
+        fractions,
+        backbone,
+        pretrained["backbone"],
+        (train, val, test),
+        len(class_names),
+        stats,
+        finetune_augment,
+        out,
+    )
     classify_seconds = time.perf_counter() - start
 
-    encoders = {"random": create_state(simclr, train, pretrain_config).params["backbone"],
-                "simclr": pretrained["backbone"]}  # fmt: skip
-    features = {name: tuple(representations(backbone, params, split.weights, stats) for split in (train, test))
-                for name, params in encoders.items()}  # fmt: skip
+    encoders = {
+        "random": create_state(simclr, train, pretrain_config).params["backbone"],
+        "simclr": pretrained["backbone"],
+    }
+    features = {
+        name: tuple(representations(backbone, params, split.weights, stats) for split in (train, test))
+        for name, params in encoders.items()
+    }
     add_linear_probes(rows, features, train, test, args.seed)
     panels = {"random encoder": features["random"][1], "SimCLR encoder": features["simclr"][1]}
     plot_representations(out / "representations.png", panels, test.labels, class_names)
 
     last = pretrain_history["epochs"][-1] if pretrain_history["epochs"] else {}
     results = {
-        "dataset": args.dataset, "model": args.model, "hidden": args.hidden, "seed": args.seed,
-        "augment": args.augment, "temperature": args.temperature, "projection_dim": args.projection_dim,
-        "pretrain_epochs": args.pretrain_epochs, "pretrain_batch_size": args.pretrain_batch_size,
-        "pretrain_lr": args.pretrain_lr, "epochs": args.epochs, "train_recipe": recipe_name,
-        **recipe._asdict(), "finetune_augment": args.finetune_augment,
-        "train_inrs": len(train.labels), "val_inrs": len(val.labels), "test_inrs": len(test.labels),
+        "dataset": args.dataset,
+        "model": args.model,
+        "hidden": args.hidden,
+        "seed": args.seed,
+        "augment": args.augment,
+        "temperature": args.temperature,
+        "projection_dim": args.projection_dim,
+        "pretrain_epochs": args.pretrain_epochs,
+        "pretrain_batch_size": args.pretrain_batch_size,
+        "pretrain_lr": args.pretrain_lr,
+        "epochs": args.epochs,
+        "train_recipe": recipe_name,
+        **recipe._asdict(),
+        "finetune_augment": args.finetune_augment,
+        "train_inrs": len(train.labels),
+        "val_inrs": len(val.labels),
+        "test_inrs": len(test.labels),
         "pretrain_final_loss": last.get("loss"),
         "pretrain_final_contrastive_accuracy": last.get("contrastive_accuracy"),
-        "pretrain_seconds": pretrain_seconds, "classify_seconds": classify_seconds,
-        "inr_recipe": args.inr_recipe, "inr_store_psnr": train_store.summary()["mean_psnr"],
+        "pretrain_seconds": pretrain_seconds,
+        "classify_seconds": classify_seconds,
+        "inr_recipe": args.inr_recipe,
+        "inr_store_psnr": train_store.summary()["mean_psnr"],
         "fractions": rows,
-    }  # fmt: skip
+    }
     full = {**results, "pretrain_history": pretrain_history["epochs"], "histories": histories}
     atomic_write_text(out / "results.json", json.dumps(full, indent=1))
     write_history_csv(out / "results.csv", rows)

@@ -44,11 +44,33 @@ from experiments.classify import add_training_arguments
 from experiments.cli import add_config_arguments, make_parser, run_cli
 
 RUN_FIELDS = [
-    "objects", "views", "seed", "train_inrs", "internal_inrs", "epochs", "best_epoch", "train_accuracy",
-    "internal_accuracy", "val_accuracy", "test_accuracy", "train_samples_per_s", "seconds",
-]  # fmt: skip
-SETTINGS = ["dataset", "model", "hidden", "max_views", "val_objects", "test_objects", "inr_recipe", "inr_steps",
-            "inr_points", "epochs", "equal_steps"]  # fmt: skip
+    "objects",
+    "views",
+    "seed",
+    "train_inrs",
+    "internal_inrs",
+    "epochs",
+    "best_epoch",
+    "train_accuracy",
+    "internal_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "train_samples_per_s",
+    "seconds",
+]
+SETTINGS = [
+    "dataset",
+    "model",
+    "hidden",
+    "max_views",
+    "val_objects",
+    "test_objects",
+    "inr_recipe",
+    "inr_steps",
+    "inr_points",
+    "epochs",
+    "equal_steps",
+]
 
 
 def int_list(text: str, minimum: int = 1) -> list[int]:
@@ -72,19 +94,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="dws", choices=MODEL_NAMES)
     p.add_argument("--hidden", type=int, default=None, help="model width (default: the model's)")
     p.add_argument("--max-views", type=int, default=5, help="views fitted per train-split object")
-    p.add_argument("--views-list", type=int_list, default=None,
-                   help="views per training object to compare (default: 1,2,5,10 up to --max-views)")
+    p.add_argument(
+        "--views-list",
+        type=int_list,
+        default=None,
+        help="views per training object to compare (default: 1,2,5,10 up to --max-views)",
+    )
     p.add_argument("--objects", type=int, default=500, help="training objects of experiments 1-2")
     p.add_argument("--budget", type=int, default=None, help="training INRs of experiment 3 (default: --objects)")
     p.add_argument("--val-objects", type=int, default=200, help="held-out train-split objects (view 0)")
     p.add_argument("--test-objects", type=int, default=1000, help="test-split objects (view 0)")
-    p.add_argument("--inr-recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
-                   help="INR fitting recipe (dwsjax.recipes): init, output offset, Adam schedule")
+    p.add_argument(
+        "--inr-recipe",
+        default=DEFAULT_RECIPE,
+        choices=sorted(RECIPES),
+        help="INR fitting recipe (dwsjax.recipes): init, output offset, Adam schedule",
+    )
     add_config_arguments(p, RunConfig, ["inr_steps", "inr_points"])  # the INR flags of experiments.classify
     p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--equal-steps", action="store_true",
-                   help="give every run the optimiser steps of --epochs epochs over the largest training set "
-                        "(smaller sets get more epochs); default: --epochs epochs for every run")
+    p.add_argument(
+        "--equal-steps",
+        action="store_true",
+        help="give every run the optimiser steps of --epochs epochs over the largest training set "
+        "(smaller sets get more epochs); default: --epochs epochs for every run",
+    )
     add_training_arguments(p)
     p.add_argument("--seeds", type=seed_list, default=[0], help="training seeds, e.g. 0,1,2")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DWSJAX_DATA_DIR)")
@@ -142,8 +175,9 @@ def split_run(pool, objects: int, views: int):
     return select(pool, seen_object & (pool.view_ids < views)), select(pool, seen_object & (pool.view_ids >= views))
 
 
-def train_run(args, recipe, model, pool, val, test, num_classes: int, objects: int, views: int, seed: int,
-              largest_inrs: int) -> dict:
+def train_run(
+    args, recipe, model, pool, val, test, num_classes: int, objects: int, views: int, seed: int, largest_inrs: int
+) -> dict:
     """Train ``model`` on ``objects x views`` INRs; accuracies with the best-validation parameters.
 
     One ``model`` object serves all runs so that the jitted steps compile once.
@@ -154,19 +188,26 @@ def train_run(args, recipe, model, pool, val, test, num_classes: int, objects: i
     config = TrainConfig(recipe, epochs=run_epochs(args, len(train.labels), largest_inrs), seed=seed)
     final_eval = {"train": train, **({"internal": internal} if len(internal.labels) else {})}
     start = time.perf_counter()
-    history = train_classifier(model, train, val, test, num_classes, config, progress=not args.no_progress,
-                               final_eval=final_eval)  # fmt: skip
+    history = train_classifier(
+        model, train, val, test, num_classes, config, progress=not args.no_progress, final_eval=final_eval
+    )
     best = history["epochs"][history["best_epoch"]]
     final = history["final_eval"]
     row = {
-        "objects": objects, "views": views, "seed": seed,
-        "train_inrs": len(train.labels), "internal_inrs": len(internal.labels), "epochs": config.epochs,
-        "best_epoch": history["best_epoch"], "train_accuracy": final["train"]["accuracy"],
+        "objects": objects,
+        "views": views,
+        "seed": seed,
+        "train_inrs": len(train.labels),
+        "internal_inrs": len(internal.labels),
+        "epochs": config.epochs,
+        "best_epoch": history["best_epoch"],
+        "train_accuracy": final["train"]["accuracy"],
         "internal_accuracy": final["internal"]["accuracy"] if "internal" in final else math.nan,
-        "val_accuracy": best["val_accuracy"], "test_accuracy": best["test_accuracy"],
+        "val_accuracy": best["val_accuracy"],
+        "test_accuracy": best["test_accuracy"],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
         "seconds": time.perf_counter() - start,
-    }  # fmt: skip
+    }
     return {"row": row, "history": history["epochs"]}
 
 
@@ -251,9 +292,11 @@ def markdown(args, rows: list[dict]) -> str:
     ]
     for _, v, g in views_groups:
         gap = [{"gap": r["train_accuracy"] - r["test_accuracy"]} for r in g]
-        lines.append(f"| {v} | {g[0]['train_inrs']} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} "
-                     f"| {cell(g, 'internal_accuracy')} | {cell(g, 'test_accuracy')} "
-                     f"| {cell(gap, 'gap')} |")  # fmt: skip
+        lines.append(
+            f"| {v} | {g[0]['train_inrs']} | {g[0]['epochs']} | {cell(g, 'train_accuracy')} "
+            f"| {cell(g, 'internal_accuracy')} | {cell(g, 'test_accuracy')} "
+            f"| {cell(gap, 'gap')} |"
+        )
     lines += [
         "",
         f"## 3. More views or more objects ({args.budget} training INRs)",
@@ -274,8 +317,11 @@ def plot(path: Path, args, rows: list[dict]) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     views_groups = group(rows, [(args.objects, v) for v in args.views_list])
-    for field, label in (("train_accuracy", "train (seen INRs)"), ("internal_accuracy", "internal (new views)"),
-                         ("test_accuracy", "external (new objects)")):  # fmt: skip
+    for field, label in (
+        ("train_accuracy", "train (seen INRs)"),
+        ("internal_accuracy", "internal (new views)"),
+        ("test_accuracy", "external (new objects)"),
+    ):
         stats = [(v, *mean_std(g, field)) for _, v, g in views_groups]
         stats = [s for s in stats if not math.isnan(s[1])]
         if stats:
@@ -307,8 +353,9 @@ def plot(path: Path, args, rows: list[dict]) -> None:
 def write_results(out: Path, settings: dict, rows: list[dict], histories: dict) -> None:
     """``results.json`` (strict JSON: NaN -> null) and ``results.csv``, each written atomically."""
     runs = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
-    atomic_write_text(out / "results.json", json.dumps({"settings": settings, "runs": runs,
-                                                        "histories": histories}, indent=1))  # fmt: skip
+    atomic_write_text(
+        out / "results.json", json.dumps({"settings": settings, "runs": runs, "histories": histories}, indent=1)
+    )
     atomic_write_text(out / "results.csv", rows_csv(rows))
 
 
@@ -336,8 +383,12 @@ def run(args: argparse.Namespace, out: Path) -> dict:
     largest_inrs = max(n * v for n, v, _ in runs)
     # the validation objects follow the pool's objects: a run compares only with the same pool
     recipe_name, recipe = resolved_recipe(args)
-    settings = {**{k: getattr(args, k) for k in SETTINGS}, "pool_objects": pool_objects,
-                "train_recipe": recipe_name, **recipe._asdict()}  # fmt: skip
+    settings = {
+        **{k: getattr(args, k) for k in SETTINGS},
+        "pool_objects": pool_objects,
+        "train_recipe": recipe_name,
+        **recipe._asdict(),
+    }
     rows, histories = load_previous(out, settings)
     done = {run_key(r["objects"], r["views"], r["seed"]) for r in rows}
     pending = [r for r in runs if run_key(*r) not in done]
@@ -347,8 +398,9 @@ def run(args: argparse.Namespace, out: Path) -> dict:
         pool, val, test, store = load_splits(store_config)
         pool, val, test = on_host(pool), on_host(val), on_host(test)
         num_classes = len(store.metadata["class_names"])
-        model = build_model(args.model, store.spec, num_classes, dropout=recipe.dropout,
-                            **width_config(args.model, args.hidden))  # fmt: skip
+        model = build_model(
+            args.model, store.spec, num_classes, dropout=recipe.dropout, **width_config(args.model, args.hidden)
+        )
     bar = tqdm(pending, desc="views runs", unit="run", disable=args.no_progress)
     for objects, views, seed in bar:
         bar.set_postfix(run=run_key(objects, views, seed))

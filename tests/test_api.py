@@ -13,13 +13,31 @@ import dwsjax.data
 import dwsjax.models
 
 # The names the README's example is written against.
-README_NAMES = ["mlp_spec", "FitConfig", "fit_sirens", "image_coords", "render_image", "build_pipeline", "build_model",
-                "TrainConfig", "train_recipe", "train_classifier", "InrBatch", "WeightSpace"]  # fmt: skip
+README_NAMES = [
+    "mlp_spec",
+    "FitConfig",
+    "fit_sirens",
+    "image_coords",
+    "render_image",
+    "build_pipeline",
+    "build_model",
+    "TrainConfig",
+    "train_recipe",
+    "train_classifier",
+    "InrBatch",
+    "WeightSpace",
+]
 
 # The main method of each public class that has one beyond its fields.
-MAIN_METHODS = {"FitConfig": ["from_recipe"], "InrDatasetConfig": ["fit_config"], "InrStore": ["open", "load"],
-                "Pipeline": ["__call__"], "DWSClassifier": ["__call__", "features"], "DWSLayer": ["__call__"],
-                "GNNClassifier": ["__call__"]}  # fmt: skip
+MAIN_METHODS = {
+    "FitConfig": ["from_recipe"],
+    "InrDatasetConfig": ["fit_config"],
+    "InrStore": ["open", "load"],
+    "Pipeline": ["__call__"],
+    "DWSClassifier": ["__call__", "features"],
+    "DWSLayer": ["__call__"],
+    "GNNClassifier": ["__call__"],
+}
 
 
 def public_functions():
@@ -49,8 +67,11 @@ def test_public_functions_have_google_docstrings(name, fn):
 
 
 def test_public_classes_are_documented():
-    undocumented = [name for name in dwsjax.__all__
-                    if inspect.isclass(getattr(dwsjax, name)) and not inspect.getdoc(getattr(dwsjax, name))]
+    undocumented = [
+        name
+        for name in dwsjax.__all__
+        if inspect.isclass(getattr(dwsjax, name)) and not inspect.getdoc(getattr(dwsjax, name))
+    ]
     assert not undocumented, undocumented
 
 

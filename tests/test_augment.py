@@ -196,16 +196,20 @@ def test_combination_pipeline_jits_on_a_batch():
     np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name,apply,other", [("relu_scaling", render, "sine"),
-                                              ("siren_negation", relu_apply, "relu"),
-                                              ("siren_bias", relu_apply, "relu")])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,apply,other",
+    [("relu_scaling", render, "sine"), ("siren_negation", relu_apply, "relu"), ("siren_bias", relu_apply, "relu")],
+)
 def test_activation_symmetries_change_the_other_activation_and_are_refused_for_it(name, apply, other):
     flat = jax.random.normal(jax.random.key(9), (SPEC.num_params,))
     ws, coords = unflatten_weights(flat, SPEC), image_coords(8, 8)
     out = jax.jit(AUGMENTATIONS[name])(jax.random.key(3), ws)
     assert float(jnp.max(jnp.abs(apply(out, coords) - apply(ws, coords)))) > 1e-2
-    with pytest.raises(ValueError, match=rf"{name} preserves the function only for .* INRs, but these INRs use "
-                                         rf".* activations, where it changes the function"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"{name} preserves the function only for .* INRs, but these INRs use "
+        rf".* activations, where it changes the function",
+    ):
         build_pipeline(f"translate,{name}", activation=other)
 
 
@@ -218,8 +222,11 @@ def test_activation_symmetries_build_for_their_activation_and_warn_when_it_is_un
     assert len(build_pipeline("combination").steps) == 4  # SIRENs by default
     with pytest.raises(ValueError, match="siren_negation preserves the function only for sine"):
         build_pipeline("combination", activation="relu")
-    with pytest.warns(UserWarning, match=r"relu_scaling preserves the function only for ReLU INRs; the INRs' "
-                                         r"activation is unknown"):  # fmt: skip
+    with pytest.warns(
+        UserWarning,
+        match=r"relu_scaling preserves the function only for ReLU INRs; the INRs' "
+        r"activation is unknown",
+    ):
         build_pipeline("relu_scaling", activation=None)
     with pytest.raises(ValueError, match="unknown INR activation 'tanh'"):
         build_pipeline("translate", activation="tanh")

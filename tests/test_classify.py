@@ -15,7 +15,7 @@ from dwsjax.run import (
     load_splits,
     resolve_protocol,
     run_classification,
-    training_seconds,  # fmt: skip
+    training_seconds,
 )
 from dwsjax.store import InrBatch, select
 from dwsjax.train import TrainConfig, train_classifier
@@ -48,13 +48,15 @@ def test_killed_run_resumes_to_the_same_metrics(splits, tmp_path, normalization)
     model = build_model("dws", spec, 10, hidden=8, normalization=normalization)
     config = small_config(20, epochs=3)
     full = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "a", progress=False)
-    partial = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b",
-                               progress=False, stop_after_epochs=1)  # fmt: skip
+    partial = train_classifier(
+        model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b", progress=False, stop_after_epochs=1
+    )
     assert not partial["completed"] and len(partial["epochs"]) == 1
     with pytest.raises(ValueError, match="--resume"):
         train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b", progress=False)
-    resumed = train_classifier(model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b",
-                               progress=False, resume=True)  # fmt: skip
+    resumed = train_classifier(
+        model, train, val, test, 10, config, checkpoint_dir=tmp_path / "b", progress=False, resume=True
+    )
     assert resumed["completed"] and resumed["best_epoch"] == full["best_epoch"]
     assert resumed["epochs"][0]["epoch_seconds"] == partial["epochs"][0]["epoch_seconds"] > 0, "time kept on resume"
     for a, b in zip(full["epochs"], resumed["epochs"]):
@@ -73,12 +75,22 @@ def test_resuming_under_another_configuration_is_refused(splits, tmp_path):
     with pytest.raises(ValueError, match="learning_rate: checkpoint 0.001, now 0.005"):
         train_classifier(model, train, val, test, 10, other_lr, facts={"augment": "none"}, resume=True, **run)
     with pytest.raises(ValueError, match="model.hidden"):
-        train_classifier(build_model("dws", spec, 10, hidden=4, normalization="none"), train, val, test, 10, config,
-                         facts={"augment": "none"}, resume=True, **run)  # fmt: skip
+        train_classifier(
+            build_model("dws", spec, 10, hidden=4, normalization="none"),
+            train,
+            val,
+            test,
+            10,
+            config,
+            facts={"augment": "none"},
+            resume=True,
+            **run,
+        )
     with pytest.raises(ValueError, match="augment: checkpoint 'none', now 'translate'"):
         train_classifier(model, train, val, test, 10, config, facts={"augment": "translate"}, resume=True, **run)
-    longer = train_classifier(model, train, val, test, 10, config._replace(epochs=2), facts={"augment": "none"},
-                              resume=True, **run)  # fmt: skip
+    longer = train_classifier(
+        model, train, val, test, 10, config._replace(epochs=2), facts={"augment": "none"}, resume=True, **run
+    )
     assert longer["completed"] and len(longer["epochs"]) == 2 and longer["config"]["epochs"] == 2
     with pytest.raises(ValueError, match="holds 2 trained epochs, more than the 1 asked"):
         train_classifier(model, train, val, test, 10, config, facts={"augment": "none"}, resume=True, **run)
@@ -103,10 +115,22 @@ def test_train_step_updates_batchnorm_statistics(splits):
 
 
 def test_classification_run_end_to_end(tmp_path):
-    config = RunConfig(dataset="synthetic2d", model="dws", hidden=8, augment="translate,mixup_prealigned",
-                       train_objects=40, val_objects=20, test_objects=20, inr_steps=20, epochs=2, batch_size=20,
-                       cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"), plot=True,
-                       progress=False)  # fmt: skip
+    config = RunConfig(
+        dataset="synthetic2d",
+        model="dws",
+        hidden=8,
+        augment="translate,mixup_prealigned",
+        train_objects=40,
+        val_objects=20,
+        test_objects=20,
+        inr_steps=20,
+        epochs=2,
+        batch_size=20,
+        cache_dir=str(tmp_path / "cache"),
+        out=str(tmp_path / "run"),
+        plot=True,
+        progress=False,
+    )
     results = run_classification(config)
     assert results["train_inrs"] == 40 and results["val_inrs"] == 20 and results["test_inrs"] == 20
     assert 0.0 <= results["test_accuracy"] <= 1.0
@@ -129,8 +153,19 @@ def test_training_seconds_are_unknown_for_epochs_without_a_recorded_time():
 
 
 def test_a_results_row_reads_back_as_its_typed_config():
-    row = {"dataset": "fmnist", "model": "dws", "views": "1", "seed": "2", "epochs": "40", "head_hidden": "128",
-           "normalization": "", "probe_points": "", "lr": "0.005", "test_accuracy": "0.5", "amsgrad": "False"}
+    row = {
+        "dataset": "fmnist",
+        "model": "dws",
+        "views": "1",
+        "seed": "2",
+        "epochs": "40",
+        "head_hidden": "128",
+        "normalization": "",
+        "probe_points": "",
+        "lr": "0.005",
+        "test_accuracy": "0.5",
+        "amsgrad": "False",
+    }
     config = RunConfig.from_row(row)
     assert (config.seed, config.epochs, config.head_hidden, config.lr, config.amsgrad) == (2, 40, 128, 0.005, False)
     assert config.normalization is None and config.probe_points == 0, "empty cells: None, or the field's default"
@@ -139,9 +174,19 @@ def test_a_results_row_reads_back_as_its_typed_config():
 
 def test_runs_of_different_view_counts_share_one_store(tmp_path):
     def splits_of(views, store_views=2):
-        return load_splits(RunConfig(dataset="synthetic2d", views=views, store_views=store_views, train_objects=12,
-                                     val_objects=4, test_objects=4, inr_steps=20, cache_dir=str(tmp_path),
-                                     progress=False))  # fmt: skip
+        return load_splits(
+            RunConfig(
+                dataset="synthetic2d",
+                views=views,
+                store_views=store_views,
+                train_objects=12,
+                val_objects=4,
+                test_objects=4,
+                inr_steps=20,
+                cache_dir=str(tmp_path),
+                progress=False,
+            )
+        )
 
     one, _, _, _ = splits_of(1)
     two, val, _, _ = splits_of(2)
@@ -150,6 +195,7 @@ def test_runs_of_different_view_counts_share_one_store(tmp_path):
     np.testing.assert_array_equal(one.weights.weights[0], select(two, two.view_ids == 0).weights.weights[0])
     with pytest.raises(ValueError, match="--store-views 1 is fewer than --views 2"):
         splits_of(2, store_views=1)
+
 
 TINY = mlp_spec(2, 4, 1)
 
@@ -173,16 +219,20 @@ def tiny_splits():
 
 def train_tiny(sets, num_classes=3, **options):
     model = build_model("mlp", TINY, num_classes, hidden=(8,))
-    return train_classifier(model, sets["train"], sets["val"], sets["test"], num_classes,
-                            small_config(4), progress=False, **options)  # fmt: skip
+    return train_classifier(
+        model, sets["train"], sets["val"], sets["test"], num_classes, small_config(4), progress=False, **options
+    )
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_training_refuses_a_nan_inr_naming_split_and_index(split):
     sets = tiny_splits()
     sets[split] = with_nan(sets[split], 3)
-    with pytest.raises(ValueError, match=rf"the {split} set has 1 of \d+ INRs with NaN/inf weights \(indices 3; "
-                                         rf"object ids 103\).*finite_rows"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"the {split} set has 1 of \d+ INRs with NaN/inf weights \(indices 3; "
+        rf"object ids 103\).*finite_rows",
+    ):
         train_tiny(sets)
 
 
@@ -208,14 +258,16 @@ def test_labels_outside_the_classes_are_refused():
         train_tiny(sets, num_classes=2)
 
 
-@pytest.mark.parametrize("epochs,batch_size,message", [(0, 4, "epochs must be >= 1, got 0"),
-                                                       (1, 0, "batch size must be >= 1, got 0")])  # fmt: skip
+@pytest.mark.parametrize(
+    "epochs,batch_size,message", [(0, 4, "epochs must be >= 1, got 0"), (1, 0, "batch size must be >= 1, got 0")]
+)
 def test_training_refuses_zero_epochs_or_batch_size(epochs, batch_size, message):
     sets = tiny_splits()
     model = build_model("mlp", TINY, 3, hidden=(8,))
     with pytest.raises(ValueError, match=message):
-        train_classifier(model, sets["train"], sets["val"], sets["test"], 3,
-                         small_config(batch_size, epochs), progress=False)  # fmt: skip
+        train_classifier(
+            model, sets["train"], sets["val"], sets["test"], 3, small_config(batch_size, epochs), progress=False
+        )
 
 
 def test_empty_split_is_refused():

@@ -29,8 +29,20 @@ def test_a_user_error_is_one_line_and_debug_shows_the_traceback(tmp_path, no_mni
 
 
 def test_a_failed_run_leaves_no_run_or_store_directory(tmp_path, no_mnist):
-    argv = ["--dataset", "mnist", "--train-objects", "4", "--val-objects", "2", "--test-objects", "2",
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs" / "mnist_dws")]  # fmt: skip
+    argv = [
+        "--dataset",
+        "mnist",
+        "--train-objects",
+        "4",
+        "--val-objects",
+        "2",
+        "--test-objects",
+        "2",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "runs" / "mnist_dws"),
+    ]
     with pytest.raises(FileNotFoundError):
         classify.main(argv)
     with pytest.raises(FileNotFoundError):
@@ -67,12 +79,28 @@ def test_help_keeps_the_usage_examples_and_shows_numeric_defaults(capsys):
     assert "--seed SEED training seed (INRs are fitted with seed 0) (default: 0)" in text
 
 
-@pytest.mark.parametrize("flag,value,message", [("--val-objects", "0", "--val-objects must be >= 1, got 0"),
-                                                ("--augment", "flip", "unknown augmentation 'flip'")])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [("--val-objects", "0", "--val-objects must be >= 1, got 0"), ("--augment", "flip", "unknown augmentation 'flip'")],
+)
 def test_bad_flags_are_one_line_errors_and_leave_no_run_directory(tmp_path, flag, value, message):
-    argv = ["--dataset", "synthetic2d", "--train-objects", "4", "--val-objects", "2", "--test-objects", "2",
-            "--inr-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
-            "--no-progress"]  # fmt: skip
+    argv = [
+        "--dataset",
+        "synthetic2d",
+        "--train-objects",
+        "4",
+        "--val-objects",
+        "2",
+        "--test-objects",
+        "2",
+        "--inr-steps",
+        "20",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     with pytest.raises(SystemExit) as info:
         run_cli(classify.main, argv + [flag, value])
     assert str(info.value.code).startswith(f"error: {message}")
@@ -88,11 +116,31 @@ def test_the_cli_has_one_flag_per_config_field():
     names = {f.name for f in dataclasses.fields(RunConfig)}
     assert set(parsed) - {"debug"} == (names - {"progress"}) | {"no_progress"}
     assert classify.config_of(classify.parse_args([])) == RunConfig()
-    argv = ["--dataset", "fmnist", "--no-progress", "--no-amsgrad", "--inr-lr", "0.01", "--probe-points", "8",
-            "--set-layer", "linear", "--template-sign-aware", "--out", "x"]  # fmt: skip
+    argv = [
+        "--dataset",
+        "fmnist",
+        "--no-progress",
+        "--no-amsgrad",
+        "--inr-lr",
+        "0.01",
+        "--probe-points",
+        "8",
+        "--set-layer",
+        "linear",
+        "--template-sign-aware",
+        "--out",
+        "x",
+    ]
     assert classify.config_of(classify.parse_args(argv)) == RunConfig(
-        dataset="fmnist", progress=False, amsgrad=False, inr_lr=0.01, probe_points=8, set_layer="linear",
-        template_sign_aware=True, out="x")  # fmt: skip
+        dataset="fmnist",
+        progress=False,
+        amsgrad=False,
+        inr_lr=0.01,
+        probe_points=8,
+        set_layer="linear",
+        template_sign_aware=True,
+        out="x",
+    )
     with pytest.raises(SystemExit):
         classify.parse_args(["--dataset", "imagenet"])
 
@@ -128,8 +176,9 @@ def test_a_command_restarts_itself_with_huge_pages_once():
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the restart applies to Linux with glibc only")
     # sys.argv[0] is "-m" while ``python -m experiments.<name>`` imports the package
-    script = ("import os, sys; sys.argv[0] = '-m'; import experiments; "
-              "print(os.environ.get('GLIBC_TUNABLES'), sys.argv[1:])")  # fmt: skip
+    script = (
+        "import os, sys; sys.argv[0] = '-m'; import experiments; print(os.environ.get('GLIBC_TUNABLES'), sys.argv[1:])"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "DWSJAX_NO_HUGE_PAGES")}
     run = subprocess.run([sys.executable, "-c", script, "--x"], env=env, capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["glibc.malloc.hugetlb=1", "['--x']"]

@@ -233,8 +233,11 @@ def test_idx_labels_outside_the_classes_are_refused(tmp_path):
     directory.mkdir()
     (directory / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((4, 28, 28))))
     (directory / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([3, 200, 1, 200])))
-    with pytest.raises(ValueError, match=r"mnist train labels in \S*mnist: 2 of 4 labels lie outside the 10 classes "
-                                         r"0..9 \(first: label 200 at index 1\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"mnist train labels in \S*mnist: 2 of 4 labels lie outside the 10 classes "
+        r"0..9 \(first: label 200 at index 1\)",
+    ):
         load_targets("mnist", "train", tmp_path)
 
 

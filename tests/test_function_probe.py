@@ -19,8 +19,9 @@ def test_occupancy_grid_marks_the_cells_holding_points():
 def test_rendered_functions_are_the_rendered_images_flattened():
     ws = siren_init_batch(jax.random.split(jax.random.key(0), 5), mlp_spec(2, 8, 8, 3))
     features = rendered_functions(ws, "image", (6, 7), output_offset=0.5, chunk=2)
-    np.testing.assert_allclose(features, np.asarray(render_image(ws, 6, 7, output_offset=0.5)).reshape(5, -1),
-                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        features, np.asarray(render_image(ws, 6, 7, output_offset=0.5)).reshape(5, -1), rtol=1e-6, atol=1e-6
+    )
     with pytest.raises(ValueError, match="kind"):
         rendered_functions(ws, "audio", (6,))
 

@@ -94,8 +94,9 @@ def test_weight_matching_never_below_identity_and_matches_scipy_under_vmap(solve
         assert np.all(np.asarray(result.objective) >= np.asarray(identity) - 1e-5)
         a_np, b_np = jax.tree.map(np.asarray, a), jax.tree.map(np.asarray, b)
         ref = [
-            weight_matching_scipy(jax.tree.map(lambda x: x[i], a_np), jax.tree.map(lambda x: x[i], b_np),
-                                  sign_aware=sign_aware).objective
+            weight_matching_scipy(
+                jax.tree.map(lambda x: x[i], a_np), jax.tree.map(lambda x: x[i], b_np), sign_aware=sign_aware
+            ).objective
             for i in range(8)
         ]
         np.testing.assert_allclose(result.objective, ref, rtol=1e-4)

@@ -24,8 +24,17 @@ from dwsjax.models.symmetry import fold, unfold, weight_space_slots
 SPECS = [mlp_spec(2, 5, 4, 1), mlp_spec(3, 8, 8, 8, 1)]
 SMALL = {
     "dws": dict(hidden=8, depth=2, head_hidden=16),
-    "gnn": dict(node_dim=16, edge_dim=8, attn_dim=16, node_hidden=16, edge_hidden=16, head_hidden=16, depth=2,
-                heads=2, num_frequencies=8),
+    "gnn": dict(
+        node_dim=16,
+        edge_dim=8,
+        attn_dim=16,
+        node_hidden=16,
+        edge_hidden=16,
+        head_hidden=16,
+        depth=2,
+        heads=2,
+        num_frequencies=8,
+    ),
     "mlp": dict(hidden=(32, 32)),
     "transformer": dict(dim=16, depth=2, heads=2),
 }
@@ -72,8 +81,9 @@ def test_fold_unfold_roundtrip(spec):
         np.testing.assert_array_equal(roundtrip(x, slot), x)
 
 
-@pytest.mark.parametrize("reduction,set_layer", [("sum", "linear"), ("mean", "linear"), ("max", "linear"),
-                                                ("max", "sab")])
+@pytest.mark.parametrize(
+    "reduction,set_layer", [("sum", "linear"), ("mean", "linear"), ("max", "linear"), ("max", "sab")]
+)
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_dws_layer_is_equivariant(spec, reduction, set_layer):
     ws = random_ws(1, spec, channels=3)
@@ -159,8 +169,12 @@ def test_relational_transformer_is_invariant_on_fitted_inrs():
 
     spec = mlp_spec(2, 8, 8, 1)
     t = load_targets("synthetic2d", "train", limit=3)
-    fitted = fit_sirens(inr_keys(0, t.object_ids, np.zeros(3, int)), jnp.asarray(t.coords), jnp.asarray(t.values),
-                        FitConfig(spec, steps=50)).weights  # fmt: skip
+    fitted = fit_sirens(
+        inr_keys(0, t.object_ids, np.zeros(3, int)),
+        jnp.asarray(t.coords),
+        jnp.asarray(t.values),
+        FitConfig(spec, steps=50),
+    ).weights
     ws = normalize(fitted, weight_stats(fitted))
     model = build_model("gnn", spec, 5, **SMALL["gnn"])
     params = jax.jit(model.init)(jax.random.key(9), ws)
@@ -209,6 +223,7 @@ def test_relational_attention_matches_the_per_pair_formula():
 
 def siren_dataset(spec, n=8, classes=4):
     """Random SIREN initialisations (real INR weights, untrained) with random labels, normalised per layer."""
+
     @jax.jit
     def make(key):
         ws = siren_init_batch(jax.random.split(key, n), spec)
@@ -231,8 +246,9 @@ def test_model_jits_and_overfits_sirens(name):
     @jax.jit
     def step(params, state, key):
         def loss_fn(p):  # BatchNorm (DWS) uses batch statistics; their running averages are not needed here
-            logits, _ = model.apply({**variables, "params": p}, ws, train=True, rngs={"dropout": key},
-                                    mutable=["batch_stats"])  # fmt: skip
+            logits, _ = model.apply(
+                {**variables, "params": p}, ws, train=True, rngs={"dropout": key}, mutable=["batch_stats"]
+            )
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -269,10 +285,9 @@ def test_summary_counts_match_init():
     assert "total" in summary(model)
 
 
-
 @pytest.mark.parametrize(
-    "name, field, value", [("dws", "hidden", 12), ("gnn", "node_dim", 12), ("mlp", "hidden", (12, 12, 12)),
-                           ("transformer", "dim", 12)]  # fmt: skip
+    "name, field, value",
+    [("dws", "hidden", 12), ("gnn", "node_dim", 12), ("mlp", "hidden", (12, 12, 12)), ("transformer", "dim", 12)],
 )
 def test_width_config_sets_each_models_width(name, field, value):
     from dwsjax.models import width_config

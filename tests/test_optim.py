@@ -78,7 +78,13 @@ def test_every_model_has_a_recipe_and_runs_record_it():
     assert set(MODEL_RECIPES.values()) <= set(TRAIN_RECIPES)
     gnn = train_recipe("neural-graphs")
     assert (gnn.learning_rate, gnn.warmup_steps, gnn.clip_norm, gnn.amsgrad, gnn.dropout, gnn.batch_size) == (
-        1e-3, 1000, 10.0, True, 0.2, 128)
+        1e-3,
+        1000,
+        10.0,
+        True,
+        0.2,
+        128,
+    )
     config = TrainConfig(gnn, epochs=3, seed=2)
     assert (config.epochs, config.seed, config.batch_size, config.recipe.warmup_steps) == (3, 2, 128, 1000)
 

@@ -22,8 +22,9 @@ def fitted():
 
     t = load_targets("synthetic3d", "train", limit=3, n_points=256)
     coords = jnp.asarray(t.coords)
-    return fit_sirens(inr_keys(0, t.object_ids, np.zeros(3, int)), coords, jnp.asarray(t.values),
-                      FitConfig(SPEC, steps=30)).weights  # fmt: skip
+    return fit_sirens(
+        inr_keys(0, t.object_ids, np.zeros(3, int)), coords, jnp.asarray(t.values), FitConfig(SPEC, steps=30)
+    ).weights
 
 
 def test_last_activations_are_the_inr_output(fitted):

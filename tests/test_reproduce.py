@@ -14,8 +14,16 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 def set_argv(name, tmp_path):
     """Seeds 0 and 1 of set ``name`` with results and runs under ``tmp_path``."""
-    return ["--set", name, "--seeds", "0,1", "--results-dir", str(tmp_path / "results"),
-            "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    return [
+        "--set",
+        name,
+        "--seeds",
+        "0,1",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
 
 
 def record_calls(monkeypatch, module, results_of):
@@ -45,13 +53,29 @@ def record_runs(monkeypatch, results_of):
 
 
 def classify_results(args):
-    layout = {field: getattr(DWSClassifier, field) if getattr(args, field) is None else getattr(args, field)
-              for field in reproduce.DWS_LAYOUT}  # the model's resolved layout, as classify records it
-    return {**layout, "dataset": args.dataset, "model": args.model, "augment": args.augment, "views": args.views,
-            "seed": args.seed, "test_accuracy": 0.5 + 0.1 * args.seed, "val_accuracy": 0.5, "best_epoch": 1,
-            "epochs": args.epochs, "final_train_accuracy": 0.9, "train_inrs": 48, "params": 10,
-            "train_samples_per_s": 1.0, "inr_recipe": args.inr_recipe, "train_recipe": args.train_recipe,
-            "inr_store_psnr": 30.0}  # fmt: skip
+    layout = {
+        field: getattr(DWSClassifier, field) if getattr(args, field) is None else getattr(args, field)
+        for field in reproduce.DWS_LAYOUT
+    }  # the model's resolved layout, as classify records it
+    return {
+        **layout,
+        "dataset": args.dataset,
+        "model": args.model,
+        "augment": args.augment,
+        "views": args.views,
+        "seed": args.seed,
+        "test_accuracy": 0.5 + 0.1 * args.seed,
+        "val_accuracy": 0.5,
+        "best_epoch": 1,
+        "epochs": args.epochs,
+        "final_train_accuracy": 0.9,
+        "train_inrs": 48,
+        "params": 10,
+        "train_samples_per_s": 1.0,
+        "inr_recipe": args.inr_recipe,
+        "train_recipe": args.train_recipe,
+        "inr_store_psnr": 30.0,
+    }
 
 
 def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
@@ -65,8 +89,10 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     assert [(r["augment"], r["seed"]) for r in rows] == [(r.augment, str(r.seed)) for r in runs]
     assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
     assert [(r["train_objects"], r["epochs"]) for r in rows] == [("48", "2")] * 4
-    row = ("| synthetic2d | dws | none | 1 | 48 | 2 | dwsnets-fast | dwsnets | batch, sab, head 128 "
-           "| 55.0 ± 5.0 | 90.0 | 2 | — |")
+    row = (
+        "| synthetic2d | dws | none | 1 | 48 | 2 | dwsnets-fast | dwsnets | batch, sab, head 128 "
+        "| 55.0 ± 5.0 | 90.0 | 2 | — |"
+    )
     assert row in table
 
     reproduce.main(argv)
@@ -81,8 +107,7 @@ def test_unknown_set_is_rejected():
 def test_augment_filter_keeps_only_those_cells():
     """(Of the plain DWS cells: the set also has a probe-feature cell without augmentation.)"""
     runs = reproduce.runs_of("fmnist-augment", [1, 2], ["none", "mixup_aligned"], models=["dws"])
-    assert [(r.augment, r.seed) for r in runs] == [("none", 1), ("mixup_aligned", 1), ("none", 2),
-                                                   ("mixup_aligned", 2)]  # fmt: skip
+    assert [(r.augment, r.seed) for r in runs] == [("none", 1), ("mixup_aligned", 1), ("none", 2), ("mixup_aligned", 2)]
     with pytest.raises(ValueError, match="no cells with augmentation"):
         reproduce.runs_of("fmnist-augment", [0], ["rotate"])
 
@@ -96,12 +121,24 @@ def test_augment_filter_selects_a_pipeline_cell_written_with_plus():
 
 def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, monkeypatch):
     calls = record_runs(monkeypatch, classify_results)
-    monkeypatch.setitem(reproduce.SETS, "scale-smoke", [
-        (reproduce.SETS["smoke"][0][0]._replace(train_objects=n), [("dws", "none", 1), ("dws", "mixup_prealigned", 1)])
-        for n in (24, 48)])  # fmt: skip
+    monkeypatch.setitem(
+        reproduce.SETS,
+        "scale-smoke",
+        [
+            (
+                reproduce.SETS["smoke"][0][0]._replace(train_objects=n),
+                [("dws", "none", 1), ("dws", "mixup_prealigned", 1)],
+            )
+            for n in (24, 48)
+        ],
+    )
     reproduce.main(set_argv("scale-smoke", tmp_path))
     assert sorted({(a.train_objects, a.augment) for a in calls}) == [
-        (24, "mixup_prealigned"), (24, "none"), (48, "mixup_prealigned"), (48, "none")]
+        (24, "mixup_prealigned"),
+        (24, "none"),
+        (48, "mixup_prealigned"),
+        (48, "none"),
+    ]
     assert len({a.out for a in calls}) == len(calls) == 8, "each size has its own run directory"
     assert (tmp_path / "results" / "scale-smoke.png").stat().st_size > 0
     reproduce.main(set_argv("scale-smoke", tmp_path) + ["--train-objects", "48", "--seeds", "0,1,2"])
@@ -144,14 +181,32 @@ def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch
 
 
 def ssl_results(args):
-    fractions = [{"fraction": f, "labelled_inrs": round(40 * f), "batch_size": 10,
-                  "scratch_test_accuracy": 0.2 + 0.1 * args.seed, "scratch_val_accuracy": 0.2,
-                  "scratch_best_epoch": 0, "simclr_test_accuracy": 0.3, "simclr_val_accuracy": 0.3,
-                  "simclr_best_epoch": 0, "random_probe_test_accuracy": 0.15, "simclr_probe_test_accuracy": 0.25}
-                 for f in ssl.parse_fractions(args.label_fractions)]  # fmt: skip
-    return {"seed": args.seed, "batch_size": args.batch_size, "pretrain_final_loss": 3.5,
-            "pretrain_final_contrastive_accuracy": 0.1, "pretrain_seconds": 2.0, "classify_seconds": 3.0,
-            "inr_recipe": args.inr_recipe, "fractions": fractions}  # fmt: skip
+    fractions = [
+        {
+            "fraction": f,
+            "labelled_inrs": round(40 * f),
+            "batch_size": 10,
+            "scratch_test_accuracy": 0.2 + 0.1 * args.seed,
+            "scratch_val_accuracy": 0.2,
+            "scratch_best_epoch": 0,
+            "simclr_test_accuracy": 0.3,
+            "simclr_val_accuracy": 0.3,
+            "simclr_best_epoch": 0,
+            "random_probe_test_accuracy": 0.15,
+            "simclr_probe_test_accuracy": 0.25,
+        }
+        for f in ssl.parse_fractions(args.label_fractions)
+    ]
+    return {
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "pretrain_final_loss": 3.5,
+        "pretrain_final_contrastive_accuracy": 0.1,
+        "pretrain_seconds": 2.0,
+        "classify_seconds": 3.0,
+        "inr_recipe": args.inr_recipe,
+        "fractions": fractions,
+    }
 
 
 def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
@@ -159,10 +214,15 @@ def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
     argv = set_argv("ssl-smoke", tmp_path)
     table = reproduce.main(argv).read_text()
     assert [(a.seed, a.resume, a.out) for a in calls] == [
-        (s, True, str(tmp_path / "runs" / "ssl-smoke" / f"s{s}")) for s in (0, 1)]
+        (s, True, str(tmp_path / "runs" / "ssl-smoke" / f"s{s}")) for s in (0, 1)
+    ]
     rows = read_csv_rows(tmp_path / "results" / "ssl-smoke.csv")
     assert [(r["seed"], r["fraction"], r["batch_size"]) for r in rows] == [
-        ("0", "0.25", "10"), ("0", "1.0", "10"), ("1", "0.25", "10"), ("1", "1.0", "10")]
+        ("0", "0.25", "10"),
+        ("0", "1.0", "10"),
+        ("1", "0.25", "10"),
+        ("1", "1.0", "10"),
+    ]
     assert "| 25% | 10 | 25.0 ± 5.0 | 30.0 ± 0.0 | 15.0 ± 0.0 | 25.0 ± 0.0 | 2 | 20.0 / 30.0, 30.0 / 30.0 |" in table
     assert "chance log(39) = 3.66" in table, "20 INRs per pre-training batch are 40 views"
 
@@ -179,9 +239,10 @@ def test_results_csv_gains_new_columns_and_refuses_unknown_ones(tmp_path):
     assert read_csv_rows(path) == [{"seed": "0", "acc": "0.5"}, {"seed": "1", "acc": "0.6"}]
     append_csv_rows(path, [{"seed": 2, "acc": 0.7, "loss": 1.0}], ["seed", "loss", "acc"])
     assert read_csv_rows(path) == [
-        {"seed": "0", "loss": "", "acc": "0.5"}, {"seed": "1", "loss": "", "acc": "0.6"},
+        {"seed": "0", "loss": "", "acc": "0.5"},
+        {"seed": "1", "loss": "", "acc": "0.6"},
         {"seed": "2", "loss": "1.0", "acc": "0.7"},
-    ], "old rows kept, new column empty"  # fmt: skip
+    ], "old rows kept, new column empty"
     with pytest.raises(ValueError, match="has columns"):
         append_csv_rows(path, [{"seed": 3, "acc": 0.8}], ["seed", "acc"])
 

@@ -94,8 +94,10 @@ def _random_inrs(spec, n):
     from dwsjax.weights import WeightSpace
 
     keys = iter(jax.random.split(jax.random.key(0), 2 * spec.num_layers))
-    ws = WeightSpace(tuple(jax.random.normal(next(keys), (n, i, o)) for i, o in spec.layer_shapes),
-                     tuple(jax.random.normal(next(keys), (n, o)) for _, o in spec.layer_shapes))  # fmt: skip
+    ws = WeightSpace(
+        tuple(jax.random.normal(next(keys), (n, i, o)) for i, o in spec.layer_shapes),
+        tuple(jax.random.normal(next(keys), (n, o)) for _, o in spec.layer_shapes),
+    )
     zeros = np.zeros(n, np.int64)
     return InrBatch(jax.tree.map(np.asarray, ws), zeros, np.arange(n), zeros)
 
@@ -134,21 +136,53 @@ def test_killed_pretraining_resumes_to_the_same_encoder(tmp_path):
 @pytest.mark.slow
 def test_ssl_cli_end_to_end(tmp_path):
     argv = [
-        "--dataset", "synthetic2d", "--hidden", "4", "--train-objects", "40", "--val-objects", "20",
-        "--test-objects", "20", "--inr-steps", "20", "--pretrain-epochs", "2", "--pretrain-batch-size", "20",
-        "--epochs", "1", "--batch-size", "20", "--label-fractions", "0.25,1", "--augment", "translate,gaussian_noise",
-        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "--no-progress",
-    ]  # fmt: skip
+        "--dataset",
+        "synthetic2d",
+        "--hidden",
+        "4",
+        "--train-objects",
+        "40",
+        "--val-objects",
+        "20",
+        "--test-objects",
+        "20",
+        "--inr-steps",
+        "20",
+        "--pretrain-epochs",
+        "2",
+        "--pretrain-batch-size",
+        "20",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--label-fractions",
+        "0.25,1",
+        "--augment",
+        "translate,gaussian_noise",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     results = ssl.main(argv)
     rows = results["fractions"]
     assert [r["fraction"] for r in rows] == [0.25, 1.0] and results["train_inrs"] == 40
     assert rows[0]["labelled_inrs"] == 10 and rows[0]["batch_size"] == 10
-    assert all(0 <= r[f"{arm}_test_accuracy"] <= 1 for r in rows
-               for arm in ("scratch", "simclr", "random_probe", "simclr_probe"))
+    assert all(
+        0 <= r[f"{arm}_test_accuracy"] <= 1
+        for r in rows
+        for arm in ("scratch", "simclr", "random_probe", "simclr_probe")
+    )
     run = tmp_path / "run"
     saved = json.loads((run / "results.json").read_text())
     assert len(saved["pretrain_history"]) == 2 and set(saved["histories"]) == {
-        "scratch_f0.25", "simclr_f0.25", "scratch_f1", "simclr_f1"}
+        "scratch_f0.25",
+        "simclr_f0.25",
+        "scratch_f1",
+        "simclr_f1",
+    }
     assert (run / "table.md").read_text().startswith("| labelled")
     assert (run / "results.csv").read_text().startswith("fraction,")
     assert (run / "representations.png").stat().st_size > 0

@@ -25,9 +25,15 @@ def write_store(root, shards=SHARDS, seed=0) -> InrStore:
     for index in range(shards):
         ids = np.arange(index * SHARD, (index + 1) * SHARD)
         weights = siren_init_batch(jax.random.split(jax.random.fold_in(jax.random.key(seed), index), SHARD), SPEC)
-        records = {"labels": ids % 3, "object_ids": ids, "view_ids": np.zeros(SHARD, int),
-                   "mse": np.zeros(SHARD), "psnr": np.full(SHARD, 30.0), "steps": np.ones(SHARD, int),
-                   "status": np.full(SHARD, "ok")}  # fmt: skip
+        records = {
+            "labels": ids % 3,
+            "object_ids": ids,
+            "view_ids": np.zeros(SHARD, int),
+            "mse": np.zeros(SHARD),
+            "psnr": np.full(SHARD, 30.0),
+            "steps": np.ones(SHARD, int),
+            "status": np.full(SHARD, "ok"),
+        }
         store.write_shard(index, records, weights)
     return store
 

@@ -6,9 +6,32 @@ import pytest
 
 from experiments import views
 
-TINY = ["--dataset", "synthetic2d", "--model", "dws", "--hidden", "8", "--objects", "24", "--max-views", "3",
-        "--views-list", "1,2,3", "--val-objects", "8", "--test-objects", "16", "--inr-steps", "20", "--epochs", "1",
-        "--batch-size", "8", "--equal-steps", "--no-progress"]  # fmt: skip
+TINY = [
+    "--dataset",
+    "synthetic2d",
+    "--model",
+    "dws",
+    "--hidden",
+    "8",
+    "--objects",
+    "24",
+    "--max-views",
+    "3",
+    "--views-list",
+    "1,2,3",
+    "--val-objects",
+    "8",
+    "--test-objects",
+    "16",
+    "--inr-steps",
+    "20",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--equal-steps",
+    "--no-progress",
+]
 
 
 def test_planned_runs_share_the_runs_of_both_experiments():

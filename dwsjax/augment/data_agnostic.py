@@ -29,9 +29,7 @@ def gaussian_noise(key: jax.Array, ws: WeightSpace, scale: float = 0.32) -> Weig
     Returns:
         The noisy weight space.
     """
-    return _map_with_keys(
-        lambda k, w: w + scale * jnp.std(w) * jax.random.normal(k, w.shape, w.dtype), key, ws
-    )
+    return _map_with_keys(lambda k, w: w + scale * jnp.std(w) * jax.random.normal(k, w.shape, w.dtype), key, ws)
 
 
 def masking(key: jax.Array, ws: WeightSpace, rate: float = 0.1) -> WeightSpace:

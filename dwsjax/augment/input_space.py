@@ -44,11 +44,13 @@ def sample_rotation(key: jax.Array, dim: int, max_angle_deg: float = 30.0):
     elif dim == 3:
         q = jax.random.normal(key, (4,))
         w, x, y, z = q / jnp.linalg.norm(q)
-        matrix = jnp.array([
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ])
+        matrix = jnp.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
     else:
         raise ValueError(f"rotation needs 2D or 3D inputs, got input dimension {dim}")
     return matrix, jnp.zeros((dim,))

@@ -90,8 +90,16 @@ def mixup_permuted(key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | N
 
 
 def mixup_aligned(
-    key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None,
-    sign_aware: bool = False, max_sweeps: int = 10, solver: str = "auto",
+    key,
+    ws_a,
+    y_a,
+    ws_b,
+    y_b,
+    alpha: float = 1.0,
+    lam: float | None = None,
+    sign_aware: bool = False,
+    max_sweeps: int = 10,
+    solver: str = "auto",
 ):
     """MixUp after aligning ``ws_b`` to ``ws_a`` with weight matching (Eq. 5): ``lam ws_a + (1 - lam) pi(ws_b)``.
 
@@ -116,15 +124,14 @@ def mixup_aligned(
     Raises:
         ValueError: If the networks' architectures or the labels' shapes differ.
     """
+
     def aligned(_, ws_b):
         return align(ws_a, ws_b, sign_aware=sign_aware, max_sweeps=max_sweeps, solver=solver)
 
     return _mix(key, ws_a, y_a, ws_b, y_b, alpha, lam, aligned)
 
 
-def mixup_prealigned(
-    key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None, permute: bool = True
-):
+def mixup_prealigned(key, ws_a, y_a, ws_b, y_b, alpha: float = 1.0, lam: float | None = None, permute: bool = True):
     """MixUp of two INRs already aligned to one template: ``P(lam ws_a + (1 - lam) ws_b)``.
 
     Eq. 5 of Shamsian et al. with the alignment done once per INR, to a template.

@@ -150,8 +150,11 @@ def check_activation(name: str, activation: str | None) -> None:
         return
     only = f"{name} preserves the function only for {ACTIVATIONS[needs]} INRs"
     if activation is None:
-        warnings.warn(f"{only}; the INRs' activation is unknown (activation=None), and on INRs of another "
-                      f"activation it changes the function", stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"{only}; the INRs' activation is unknown (activation=None), and on INRs of another "
+            f"activation it changes the function",
+            stacklevel=3,
+        )
         return
     suited = sorted(n for n, a in PRESERVES_FUNCTION_ONLY_FOR.items() if a == activation)
     raise ValueError(
@@ -161,8 +164,7 @@ def check_activation(name: str, activation: str | None) -> None:
     )
 
 
-def make_step(name: str, prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine",
-              **options) -> Step:  # fmt: skip
+def make_step(name: str, prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine", **options) -> Step:
     """The registered augmentation ``name`` for INRs with ``activation`` (see :func:`check_activation`);
     ``w0`` reaches SIREN-specific ones, ``options`` override any hyperparameter the augmentation accepts
     (those it does not accept are ignored, e.g. ``solver`` reaches only ``mixup_aligned``)."""
@@ -209,9 +211,12 @@ def needs_template(spec: str | Sequence[str]) -> bool:
 
 
 def build_pipeline(
-    spec: str | Sequence[str], prob: float = 1.0, w0: float = SIREN_W0, activation: str | None = "sine",
+    spec: str | Sequence[str],
+    prob: float = 1.0,
+    w0: float = SIREN_W0,
+    activation: str | None = "sine",
     **options,
-) -> Pipeline:  # fmt: skip
+) -> Pipeline:
     """``"translate,gaussian_noise:0.5,mixup_aligned"`` -> :class:`Pipeline` for INRs with
     ``activation`` (``"sine"``: SIRENs, ``"relu"``, or ``None``: unknown; see :func:`check_activation`).
 
@@ -234,5 +239,6 @@ def build_pipeline(
     Raises:
         ValueError: If a name is unknown, or an activation symmetry does not suit ``activation``.
     """
-    return Pipeline(tuple(make_step(name, float(p) if p else prob, w0, activation, **options)
-                          for name, p in step_names(spec)))  # fmt: skip
+    return Pipeline(
+        tuple(make_step(name, float(p) if p else prob, w0, activation, **options) for name, p in step_names(spec))
+    )

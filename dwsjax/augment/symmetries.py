@@ -53,17 +53,14 @@ def siren_shift_biases(ws: WeightSpace, shifts: tuple, w0: float = SIREN_W0) -> 
     dtype = ws.weights[0].dtype
     hidden = len(shifts)
     biases = tuple(
-        b + (jnp.asarray(shifts[i]) * (jnp.pi / w0)).astype(dtype) if i < hidden else b
-        for i, b in enumerate(ws.biases)
+        b + (jnp.asarray(shifts[i]) * (jnp.pi / w0)).astype(dtype) if i < hidden else b for i, b in enumerate(ws.biases)
     )
     ones = tuple(jnp.ones(s.shape, dtype) for s in shifts)
     parity = tuple((1 - 2 * (jnp.asarray(s) % 2)).astype(dtype) for s in shifts)
     return scale_neurons(ws._replace(biases=biases), mlp_permutation_spec(spec_of(ws)), ones, parity)
 
 
-def siren_bias(
-    key: jax.Array, ws: WeightSpace, max_shift: int = 4, w0: float = SIREN_W0
-) -> WeightSpace:
+def siren_bias(key: jax.Array, ws: WeightSpace, max_shift: int = 4, w0: float = SIREN_W0) -> WeightSpace:
     """SIREN bias: ``b -> b + k pi / w0`` and outgoing weights times ``(-1)^k`` per hidden neuron (SIRENs only).
 
     ``sin(w0 (z + k pi / w0)) = (-1)^k sin(w0 z)`` keeps the function, with
@@ -80,9 +77,7 @@ def siren_bias(
     Returns:
         The weight space of the same function.
     """
-    shifts = tuple(
-        jax.random.randint(k, (n,), -max_shift, max_shift + 1) for k, n in _hidden_keys(key, ws)
-    )
+    shifts = tuple(jax.random.randint(k, (n,), -max_shift, max_shift + 1) for k, n in _hidden_keys(key, ws))
     return siren_shift_biases(ws, shifts, w0)
 
 
@@ -101,9 +96,5 @@ def relu_scaling(key: jax.Array, ws: WeightSpace, low: float = 0.5, high: float 
     Returns:
         The weight space of the same function.
     """
-    scales = tuple(
-        jax.random.uniform(k, (n,), ws.weights[0].dtype, low, high) for k, n in _hidden_keys(key, ws)
-    )
-    return scale_neurons(
-        ws, mlp_permutation_spec(spec_of(ws)), scales, tuple(1.0 / c for c in scales)
-    )
+    scales = tuple(jax.random.uniform(k, (n,), ws.weights[0].dtype, low, high) for k, n in _hidden_keys(key, ws))
+    return scale_neurons(ws, mlp_permutation_spec(spec_of(ws)), scales, tuple(1.0 / c for c in scales))

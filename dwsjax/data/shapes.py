@@ -377,7 +377,11 @@ HOLDOUT_STREAM = 1
 
 
 def point_cloud_samples(
-    clouds: PointClouds, seed: int = 0, n_points: int = 4096, near_fraction: float = 0.5, signed: bool = True,
+    clouds: PointClouds,
+    seed: int = 0,
+    n_points: int = 4096,
+    near_fraction: float = 0.5,
+    signed: bool = True,
     stream: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distance samples for every cloud: locations ``(N, P, 3)``, distances ``(N, P, 1)``.

@@ -83,9 +83,7 @@ def has_files(directory: Path, patterns: Sequence[str]) -> bool:
     return directory.is_dir() and all(any(directory.glob(p)) for p in patterns)
 
 
-def find_dataset_dir(
-    name: str, data_dir: str | os.PathLike | None, patterns: Sequence[str]
-) -> Path:
+def find_dataset_dir(name: str, data_dir: str | os.PathLike | None, patterns: Sequence[str]) -> Path:
     """First conventional sub-directory of the data root holding files matching ``patterns``."""
     source = SOURCES[name]
     try:

@@ -200,9 +200,7 @@ def project_to_surface(f: Callable[[Array], Array], x: Array, steps: int = 3, ep
     return x
 
 
-def primitive_samples(
-    label: int, rng: np.random.Generator, n_points: int, near_fraction: float
-) -> tuple[Array, Array]:
+def primitive_samples(label: int, rng: np.random.Generator, n_points: int, near_fraction: float) -> tuple[Array, Array]:
     """Locations ``(P, 3)`` and exact signed distances ``(P,)`` for one random primitive."""
     sdf, draw_dims = PRIMITIVES_3D[SYNTHETIC3D_CLASS_NAMES[label]]
     dims = draw_dims(0.55 + 0.3 * rng.random(), rng.random(3))

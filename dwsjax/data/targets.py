@@ -89,17 +89,23 @@ def local_or_tfds(name: str, split: str, data_dir, patterns, load_local) -> tupl
 def load_idx_targets(name: str, split: str, data_dir, class_names: tuple[str, ...]) -> tuple:
     stems = images.IDX_FILES[split]
     return local_or_tfds(
-        name, split, data_dir, [f"{stem}*" for stem in stems],
+        name,
+        split,
+        data_dir,
+        [f"{stem}*" for stem in stems],
         lambda d: (*images.load_idx_dataset(d, split), class_names),
-    )  # fmt: skip
+    )
 
 
 def load_cifar10_targets(split: str, data_dir) -> tuple:
     pattern = "data_batch_*.bin*" if split == "train" else "test_batch.bin*"
     return local_or_tfds(
-        "cifar10", split, data_dir, [pattern, "batches.meta.txt"],
+        "cifar10",
+        split,
+        data_dir,
+        [pattern, "batches.meta.txt"],
         lambda d: (*images.load_cifar10(d, split), images.load_cifar10_class_names(d)),
-    )  # fmt: skip
+    )
 
 
 HOLDOUT_POINTS = 1024
@@ -110,8 +116,17 @@ def point_cloud_targets(clouds: shapes.PointClouds, signed: bool, seed: int, n_p
     coords, values = shapes.point_cloud_samples(clouds, seed, n_points, near_fraction, signed)
     holdout = shapes.point_cloud_samples(clouds, seed, HOLDOUT_POINTS, near_fraction, signed, shapes.HOLDOUT_STREAM)
     kind = "sdf" if signed else "udf"
-    return FitTargets(coords, values, clouds.labels, clouds.object_ids, clouds.class_names, kind, (), *holdout,
-                      shapes.normalise_shapes(clouds.points))  # fmt: skip
+    return FitTargets(
+        coords,
+        values,
+        clouds.labels,
+        clouds.object_ids,
+        clouds.class_names,
+        kind,
+        (),
+        *holdout,
+        shapes.normalise_shapes(clouds.points),
+    )
 
 
 def load_targets(

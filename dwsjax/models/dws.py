@@ -142,9 +142,7 @@ class DWSLayer(nn.Module):
 
         for k in _hidden_layers(self.spec):
             touching = [i for i, s in enumerate(slots) if k in s.hidden_layers]
-            neurons = jnp.concatenate(
-                [pool_to_layer(folded[i], slots[i], k, reduce) for i in touching], axis=-1
-            )
+            neurons = jnp.concatenate([pool_to_layer(folded[i], slots[i], k, reduce) for i in touching], axis=-1)
             sizes = [out_sizes[i] for i in touching]
             if self.set_layer == "sab":
                 mixed = SetAttention(sum(sizes), self.heads, name=f"neurons_{k}")(neurons)
@@ -162,8 +160,9 @@ class DWSLayer(nn.Module):
                 tied = dense_last_axis(dense, folded[i])
                 outputs[i] = outputs[i] + tied
 
-        return tuple(unfold(jnp.broadcast_to(y, x.shape[:-1] + y.shape[-1:]), s)
-                     for y, x, s in zip(outputs, folded, slots))
+        return tuple(
+            unfold(jnp.broadcast_to(y, x.shape[:-1] + y.shape[-1:]), s) for y, x, s in zip(outputs, folded, slots)
+        )
 
 
 class ChannelNorm(nn.Module):
@@ -189,9 +188,11 @@ class ChannelNorm(nn.Module):
         if self.kind == "layer":
             return tuple(nn.LayerNorm(name=f"slot_{i}")(x) for i, x in enumerate(tensors))
         if self.kind == "batch":
-            return tuple(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                      name=f"slot_{i}")(x) for i, x in enumerate(tensors))  # fmt: skip
-        raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {self.kind!r}')
+            return tuple(
+                nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=f"slot_{i}")(x)
+                for i, x in enumerate(tensors)
+            )
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.kind!r}")
 
 
 NORMALIZATIONS = ("none", "layer", "batch")
@@ -220,8 +221,9 @@ class DWSEncoder(nn.Module):
     @nn.compact
     def __call__(self, tensors: Tensors, train: bool = False) -> Tensors:
         for layer in range(self.depth):
-            tensors = DWSLayer(self.spec, self.hidden, self.reduction, self.set_layer, self.heads,
-                               name=f"dws_{layer}")(tensors)  # fmt: skip
+            tensors = DWSLayer(self.spec, self.hidden, self.reduction, self.set_layer, self.heads, name=f"dws_{layer}")(
+                tensors
+            )
             norm = ChannelNorm(self.normalization, name=f"norm_{layer}")
             if self.normalization == "batch":
                 tensors = norm(tensors, train)
@@ -304,8 +306,16 @@ class DWSClassifier(nn.Module):
     def setup(self):
         if self.probe is not None:
             self.probe_activations = ProbeActivations(self.probe)
-        self.encoder = DWSEncoder(self.spec, self.hidden, self.depth, self.reduction, self.normalization,
-                                  self.dropout, self.set_layer, self.heads)  # fmt: skip
+        self.encoder = DWSEncoder(
+            self.spec,
+            self.hidden,
+            self.depth,
+            self.reduction,
+            self.normalization,
+            self.dropout,
+            self.set_layer,
+            self.heads,
+        )
         if self.head_hidden:
             self.head_hidden_layer = nn.Dense(self.head_hidden, name="head_hidden")
         self.head_dropout = nn.Dropout(self.dropout)
@@ -376,7 +386,12 @@ class DWSWeightModel(nn.Module):
     def __call__(self, ws: WeightSpace, train: bool = False) -> WeightSpace:
         check_model_input(ws, self.spec)
         tensors = DWSEncoder(
-            self.spec, self.hidden, self.depth, self.reduction, self.normalization, self.dropout,
+            self.spec,
+            self.hidden,
+            self.depth,
+            self.reduction,
+            self.normalization,
+            self.dropout,
             name="encoder",
         )(to_tensors(ws), train)
         return from_tensors(DWSLayer(self.spec, 1, self.reduction, name="dws_out")(tensors))

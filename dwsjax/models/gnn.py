@@ -52,8 +52,12 @@ def torch_linear_bias_init(fan_in: int):
 
 def torch_linear(features: int, fan_in: int, name: str) -> nn.Dense:
     """``nn.Dense`` initialised like PyTorch's ``nn.Linear``: ``U(+-1/sqrt(fan_in))`` for both."""
-    return nn.Dense(features, kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
-                    bias_init=torch_linear_bias_init(fan_in), name=name)  # fmt: skip
+    return nn.Dense(
+        features,
+        kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+        bias_init=torch_linear_bias_init(fan_in),
+        name=name,
+    )
 
 
 def xavier_linear(features: int, name: str, use_bias: bool = True) -> nn.Dense:
@@ -91,8 +95,9 @@ class ScalarEncoder(nn.Module):
         return torch_linear(self.features, self.features, "project")(hidden)
 
 
-def graph_inputs(ws: WeightSpace, spec: MLPSpec, node_dim: int, edge_dim: int,
-                 num_frequencies: int) -> tuple[jax.Array, jax.Array]:
+def graph_inputs(
+    ws: WeightSpace, spec: MLPSpec, node_dim: int, edge_dim: int, num_frequencies: int
+) -> tuple[jax.Array, jax.Array]:
     """Encoded nodes ``(B, N, node_dim)`` and edges ``(B, N, N, edge_dim)`` of a weight space.
 
     Must be called inside a compact module. Weights are encoded per layer and
@@ -262,8 +267,13 @@ class GNNClassifier(nn.Module):
             x = x + xavier_linear(self.node_dim, "probe_in")(activations.astype(x.dtype))
         for layer in range(self.depth):
             x, e = RelationalTransformerLayer(
-                self.attn_dim, self.heads, self.node_hidden, self.edge_hidden,
-                update_edges=layer < self.depth - 1, dropout=self.dropout, name=f"layer_{layer}",
+                self.attn_dim,
+                self.heads,
+                self.node_hidden,
+                self.edge_hidden,
+                update_edges=layer < self.depth - 1,
+                dropout=self.dropout,
+                name=f"layer_{layer}",
             )(x, e, train)
         outputs = x[:, -self.spec.widths[-1] :].reshape(x.shape[0], -1)
         features = nn.relu(torch_linear(self.head_hidden, outputs.shape[-1], "head_hidden")(outputs))

@@ -49,8 +49,9 @@ class ProbeConfig(NamedTuple):
         return self
 
 
-def neuron_activations(ws: WeightSpace, inputs: jax.Array, activation: str = "sine",
-                       w0: float = SIREN_W0) -> tuple[jax.Array, ...]:  # fmt: skip
+def neuron_activations(
+    ws: WeightSpace, inputs: jax.Array, activation: str = "sine", w0: float = SIREN_W0
+) -> tuple[jax.Array, ...]:
     """Activations ``h_0 .. h_L`` of a batch of MLPs at shared inputs.
 
     Args:
