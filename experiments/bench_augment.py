@@ -184,7 +184,7 @@ def render_store(store: InrStore, ws) -> jax.Array:
 
 def template_quality(store: InrStore, config: TemplateConfig, pairs: int, seed: int = 0) -> None:
     """Template alignment against exact pairwise weight matching on ``pairs`` random pairs ``(a, b)``
-    of the store's INRs: objectives ``<a, T(b)>`` and rendered-midpoint errors (see the README)."""
+    of the store's INRs: objectives ``<a, T(b)>`` and rendered-midpoint errors (see docs/benchmarks.md)."""
     alignment = align_store(store, config)
     raw = store.load()
     aligned = apply_alignment(raw, alignment)

@@ -18,7 +18,7 @@ the same cells where the paper reports them) is rendered again; a set run at
 several training-set sizes also gets ``results/<set>.png`` (accuracy against
 training objects).
 
-CPU protocol (2 cores, no GPU; see the README): 2,000 training objects with
+CPU protocol (2 cores, no GPU; see results/README.md): 2,000 training objects with
 one view (500 validation and 2,000 test objects, one view), SIRENs fitted with
 the default recipe (``--inr-recipe`` picks another), DWS with 32 channels (the
 DWSNets MNIST setting; the augmentation paper uses 128), 40 epochs of each
@@ -128,7 +128,7 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
         )
     ],
     # The reference's 1,000 warmup steps scaled by the training-set size (1,000 x 2,000 / 55,000 ~ 36; ~1.1
-    # epochs at batch 64), as in the README's relational-transformer runs: 1,000 would outlast the whole run.
+    # epochs at batch 64), as in the relational-transformer runs of results/README.md: 1,000 would outlast the whole run.
     "fmnist-gnn": [(FMNIST._replace(batch_size=64, warmup_steps=35), [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS])],
     # One 10-view store serves every view count (its view 0 is the 1-view store's INR to float tolerance:
     # init keys are per view).

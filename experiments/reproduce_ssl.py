@@ -27,7 +27,7 @@ from experiments.tables import mean_pm_std
 # Set name -> ``experiments.ssl`` arguments (all but seed and directories). The fmnist CPU protocol
 # pre-trains on the 2,000 training objects of the classification protocol; fine-tuning and scratch
 # runs use 5% and 20% of their labels (Table 2 of the paper uses 5-20%). ``ssl-fmnist-no-mixup`` drops
-# aligned MixUp from the paper's views, to measure what MixUp adds (README "CPU protocol and results").
+# aligned MixUp from the paper's views, to measure what MixUp adds (results/README.md, "SimCLR pre-training").
 FMNIST_SSL = [
     "--dataset",
     "fmnist",

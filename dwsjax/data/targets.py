@@ -15,7 +15,7 @@ from dwsjax.presets import DATASETS
 from dwsjax.siren import image_coords
 
 # Default objects per split. synthetic2d is big enough for the README's first run to learn
-# (2,000 objects, 800-step fits: 65 % test accuracy; 1,000 at 300 steps gave 47 %, README "Quick start").
+# (how the size was chosen: docs/recipes.md, "The quick start's synthetic set").
 SYNTHETIC_SIZES = {"synthetic2d": {"train": 2000, "test": 1000}, "synthetic3d": {"train": 1000, "test": 200}}
 DATASET_NAMES = DATASETS  # the registry of dwsjax.presets
 
