@@ -128,7 +128,8 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
         )
     ],
     # The reference's 1,000 warmup steps scaled by the training-set size (1,000 x 2,000 / 55,000 ~ 36; ~1.1
-    # epochs at batch 64), as in the relational-transformer runs of results/README.md: 1,000 would outlast the whole run.
+    # epochs at batch 64), as in the relational-transformer runs of results/README.md: 1,000 would outlast
+    # the whole run.
     "fmnist-gnn": [(FMNIST._replace(batch_size=64, warmup_steps=35), [("gnn", a, 1) for a in FMNIST_AUGMENTATIONS])],
     # One 10-view store serves every view count (its view 0 is the 1-view store's INR to float tolerance:
     # init keys are per view).
