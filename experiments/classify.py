@@ -43,6 +43,18 @@ from dwsjax.run import (  # noqa: F401
 )
 from experiments.cli import add_config_arguments, config_from_args, make_parser, run_cli
 
+# The training recipe's flags (dwsjax.optim), shared with experiments.views.
+TRAINING_FIELDS = (
+    "train_recipe",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "decay",
+    "clip_norm",
+    "amsgrad",
+    "dropout",
+)
 # Flags of the data, INR fitting, training recipe and run options, shared with experiments.ssl and
 # experiments.function_probe (their own --model, --augment and --out differ).
 COMMON_FIELDS = (
@@ -59,31 +71,12 @@ COMMON_FIELDS = (
     "inr_target_psnr",
     "inr_points",
     "epochs",
-    "train_recipe",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "warmup_steps",
-    "decay",
-    "clip_norm",
-    "amsgrad",
-    "dropout",
+    *TRAINING_FIELDS,
     "seed",
     "data_dir",
     "cache_dir",
     "resume",
     "progress",
-)
-TRAINING_FIELDS = (
-    "train_recipe",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "warmup_steps",
-    "decay",
-    "clip_norm",
-    "amsgrad",
-    "dropout",
 )
 
 
