@@ -26,8 +26,9 @@ surfaces):
 - ``dwsnets``'s shape variant is the augmentation paper's ModelNet40 recipe
   (Shamsian et al. 2024, Appendix B): AdamW at lr 1e-4 for 1,000 steps, with
   PyTorch's default AdamW weight decay 0.01 (the appendix names no value).
-- ``dwsnets-fast``'s (the default) is our choice: Adam at lr 1e-3 for 300
-  steps, chosen by a measured sweep (``docs/recipes.md``, "3D recipes").
+- ``dwsnets-fast``'s (the default) is our cheaper choice: Adam at lr 1e-3 for
+  300 steps; how its INRs compare with the paper's recipe: ``docs/recipes.md``,
+  "3D shapes".
 - ``sitzmann``'s: Adam at lr 1e-3 for 1,000 steps.
 """
 
