@@ -143,7 +143,8 @@ def train_step(state: TrainState, ws, labels, key, stats: WeightStats, num_class
 
 def apply_train(state: TrainState, params, inputs, dropout_key):
     """``(outputs, batch_stats)`` of the model in training mode; BatchNorm statistics are
-    the batch's and the running averages are updated (returned unchanged without BatchNorm)."""
+    the batch's and the running averages are updated (returned unchanged without BatchNorm).
+    ``inputs`` is the ``(args, kwargs)`` pair of :func:`model_inputs`, not a bare weight space."""
     (args, kwargs), rngs = inputs, {"dropout": dropout_key}
     if not state.batch_stats:
         return state.apply_fn({"params": params}, *args, train=True, rngs=rngs, **kwargs), state.batch_stats
