@@ -17,6 +17,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 from dwsjax.devices import BATCH_AXIS, data_parallel_mesh
 from dwsjax.store import InrBatch
 
+PARTNER_STREAM = 0x9A27  # folded into a step's key for its MixUp partners, apart from the step's own draws
+
 
 def on_host(data: InrBatch) -> InrBatch:
     """``data`` with NumPy weights: batches are then gathered on the host, without
@@ -90,3 +92,22 @@ def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> list[np.nda
     """
     order = np.random.default_rng([seed, epoch]).permutation(n)
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(n // batch_size)]
+
+
+def partner_indices(key: jax.Array, pool_size: int, batch_size: int) -> np.ndarray:
+    """MixUp partners of one training batch, drawn from a pool of INRs.
+
+    Each sample's partner is drawn uniformly, with replacement, from the whole pool, independently of
+    the batch (as the augmentation paper's released code does with ``random.randint`` over its
+    dataset), from a NumPy generator seeded with the step's key: a resumed run draws the same partners.
+
+    Args:
+        key: The training step's PRNG key (:func:`dwsjax.loop.step_key`).
+        pool_size: Number of INRs in the pool.
+        batch_size: Batch size.
+
+    Returns:
+        ``(batch_size,)`` indices into the pool.
+    """
+    seed = np.asarray(jax.random.key_data(jax.random.fold_in(key, PARTNER_STREAM)))
+    return np.random.default_rng(seed).integers(0, pool_size, batch_size)

@@ -14,6 +14,12 @@ template-aligned INRs (``mixup_prealigned``, ``combination_prealigned``) get
 training INRs aligned to the training store's template, computed once and
 cached with the store (:mod:`dwsjax.template_store`).
 
+MixUp partners (``mixup_partners``) are by default other samples of the same
+batch; ``train`` draws each from all training INRs, ``store`` from every fitted
+view of the training objects while the run trains on ``views`` of them (the
+augmentation paper's released code), never from validation or test objects
+(:func:`partner_pool`).
+
 Every field of :class:`RunConfig` carries its description (``help``) and, where
 it has them, its choices in the field's metadata: ``experiments.classify``
 builds one command line flag per field from them (``--field-name``), so the
@@ -32,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dwsjax.augment import spec_label
+from dwsjax.augment import mixes_pairs, spec_label
 from dwsjax.files import removed_on_failure
 from dwsjax.models.dws import NORMALIZATIONS, SET_LAYERS
 from dwsjax.optim import DECAYS, MODEL_RECIPES, TRAIN_RECIPES, TrainRecipe, train_recipe
@@ -47,6 +53,9 @@ DEFAULT_EPOCHS = 10
 PAPER_MODELNET40 = {"inr_recipe": "dwsnets", "epochs": 250}
 # DWS layout options (DWSClassifier fields) that results record, resolved to the model's defaults.
 DWS_LAYOUT = ("normalization", "set_layer", "head_hidden")
+# Where MixUp partners come from (partner_pool): the batch, all training INRs, or every fitted view of the
+# training objects.
+MIXUP_PARTNERS = ("batch", "train", "store")
 # What identifies a finished run in a results table: the fields every results row records (resolved, typed).
 RESULT_IDENTITY = (
     "dataset",
@@ -61,6 +70,7 @@ RESULT_IDENTITY = (
     *DWS_LAYOUT,
     "probe_points",
     "probe_inputs",
+    "mixup_partners",
 )
 
 
@@ -158,6 +168,13 @@ class RunConfig:
         help="none, an augmentation name, a preset ('combination', 'combination_prealigned'), "
         "or a comma-separated pipeline",
     )
+    mixup_partners: str = setting(
+        "batch",
+        choices=MIXUP_PARTNERS,
+        help="where MixUp partners come from: another sample of the batch; any training INR; or any "
+        "fitted view of the training objects (--store-views of them) while anchors keep --views, as the "
+        "augmentation paper's released code draws them",
+    )
     matching_solver: str = setting(
         "auto",
         choices=["auto", "jax", "scipy"],
@@ -176,7 +193,15 @@ class RunConfig:
 
     @property
     def run_name(self) -> str:
-        return f"{self.dataset}_{self.model}_{spec_label(self.augment)}_v{self.views}_s{self.seed}"
+        partners = "" if self.partners is None else f"_p{self.partners}"
+        return f"{self.dataset}_{self.model}_{spec_label(self.augment)}{partners}_v{self.views}_s{self.seed}"
+
+    @property
+    def partners(self) -> str | None:
+        """``mixup_partners`` unless it is the default (``batch``) or the augmentation mixes no pairs."""
+        if self.mixup_partners == "batch" or not mixes_pairs(self.augment):
+            return None
+        return self.mixup_partners
 
     @property
     def out_dir(self) -> Path:
@@ -198,12 +223,14 @@ class RunConfig:
 
     def key(self, fields: tuple[str, ...] = RESULT_IDENTITY) -> tuple:
         """The typed values of ``fields`` (default: what identifies a run in a results table), resolved as
-        results record them: the model's training recipe and DWS layout, no probe inputs without probes.
+        results record them: the model's training recipe and DWS layout, no probe inputs without probes,
+        no partner pool without MixUp (:attr:`partners`).
         ``epochs`` and ``inr_recipe`` are as given (see :func:`resolve_protocol`)."""
         resolved = {
             "train_recipe": self.train_recipe_name,
             **dict(zip(DWS_LAYOUT, self.dws_layout())),
             "probe_inputs": self.probe_inputs if self.probe_points else None,
+            "mixup_partners": self.partners,
         }
         return tuple(resolved[f] if f in resolved else getattr(self, f) for f in fields)
 
@@ -392,6 +419,22 @@ def load_splits(config: RunConfig):
     return select(fitted, in_train), select(fitted, in_val), test, train_store
 
 
+def partner_pool(config: RunConfig, train, train_store):
+    """The MixUp partner pool of a run (:attr:`RunConfig.partners`): ``None`` (partners from the batch),
+    ``train`` itself (``"train"``), or every fitted view of ``train``'s objects (``"store"``): the
+    training objects only, never the validation objects that share their store."""
+    import numpy as np
+
+    from dwsjax.store import select
+
+    if config.partners is None:
+        return None
+    if config.partners == "train":
+        return train
+    every_view = train_store.load()
+    return select(every_view, np.isin(every_view.object_ids, train.object_ids))
+
+
 def template_aligned_if_needed(augments: list[str], train, train_store, config, solver: str, progress: bool):
     """``(train, config)``: the training INRs aligned to their store's template (computed once, cached)
     when a pipeline of ``augments`` mixes template-aligned INRs, else ``(train, None)``."""
@@ -431,12 +474,14 @@ def probe_config(config, activation: str) -> dict:
     return {"probe": ProbeConfig(config.probe_points, config.probe_inputs == "learned", activation)}
 
 
-def run_facts(config: RunConfig, val, test, template) -> dict:
+def run_facts(config: RunConfig, val, test, template, partners=None) -> dict:
     """What a resumed run must share with its checkpoint beyond the model, recipe and training INRs."""
     return {
         "dataset": config.dataset,
         "augment": config.augment,
         "views": config.views,
+        "mixup_partners": config.mixup_partners,
+        "partner_inrs": None if partners is None else len(partners.labels),
         "inr_recipe": config.inr_recipe,
         "val_inrs": len(val.labels),
         "test_inrs": len(test.labels),
@@ -483,7 +528,7 @@ def run_in(config: RunConfig, out: Path) -> dict:
     from dwsjax.plots import plot_curves
     from dwsjax.train import TrainConfig, train_classifier
 
-    template = TemplateConfig(rounds=config.template_rounds, sign_aware=config.template_sign_aware).check()
+    template_config = TemplateConfig(rounds=config.template_rounds, sign_aware=config.template_sign_aware).check()
     refuse_overwrite(out / "checkpoints", config.resume)
     out.mkdir(parents=True, exist_ok=True)
     train, val, test, train_store = load_splits(config)
@@ -506,9 +551,14 @@ def run_in(config: RunConfig, out: Path) -> dict:
         else build_pipeline(config.augment, activation=train_store.activation, solver=config.matching_solver)
     )
     train, template = template_aligned_if_needed(
-        [config.augment], train, train_store, template, config.matching_solver, config.progress
+        [config.augment], train, train_store, template_config, config.matching_solver, config.progress
     )
-    facts = run_facts(config, val, test, template)
+    partners = partner_pool(config, train, train_store)
+    if config.partners == "store":  # the other views, aligned to the same template
+        partners, _ = template_aligned_if_needed(
+            [config.augment], partners, train_store, template_config, config.matching_solver, config.progress
+        )
+    facts = run_facts(config, val, test, template, partners)
     history = train_classifier(
         model,
         train,
@@ -521,6 +571,7 @@ def run_in(config: RunConfig, out: Path) -> dict:
         resume=config.resume,
         progress=config.progress,
         facts=facts,
+        partners=partners,
     )
     best = history["epochs"][history["best_epoch"]] if history["epochs"] else {}
     results = {

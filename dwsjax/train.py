@@ -26,12 +26,13 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from dwsjax.batching import batch_shardings, check_batch_size, on_host, padded_batches, shard
+from dwsjax.batching import batch_shardings, check_batch_size, on_host, padded_batches, partner_indices, shard
 from dwsjax.checkpoints import resume_or_start, run_config
 from dwsjax.checks import check_epochs, check_finite_split, check_labels, normalisation_stats
 from dwsjax.loop import fit_epochs
+from dwsjax.matching import check_same_spec
 from dwsjax.models.probes import raw_kwargs, reads_raw_weights
-from dwsjax.optim import TrainRecipe, optimizer
+from dwsjax.optim import TIES, TrainRecipe, optimizer
 from dwsjax.store import InrBatch
 from dwsjax.weights import WeightStats, normalize
 
@@ -95,6 +96,7 @@ def config_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTra
         total_steps if r.decay != "constant" else None,
         r.clip_norm,
         r.amsgrad,
+        r.decoupled_weight_decay,
     )
 
 
@@ -124,12 +126,23 @@ def model_inputs(state: TrainState, ws, stats: WeightStats) -> tuple[tuple, dict
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "augment"))
-def train_step(state: TrainState, ws, labels, key, stats: WeightStats, num_classes: int, augment: Augment | None):
-    """One optimiser step on an augmented, normalised batch: ``-> (state, loss, accuracy)``."""
+def train_step(
+    state: TrainState,
+    ws,
+    labels,
+    key,
+    stats: WeightStats,
+    num_classes: int,
+    augment: Augment | None,
+    partners: tuple | None = None,
+):
+    """One optimiser step on an augmented, normalised batch: ``-> (state, loss, accuracy)``;
+    ``partners = (ws_b, labels_b)`` are the MixUp partners of the batch's samples (default: the batch's own)."""
     aug_key, dropout_key = jax.random.split(key)
     targets = jax.nn.one_hot(labels, num_classes)
     if augment is not None:
-        ws, targets = augment(aug_key, ws, targets)
+        pairs = None if partners is None else (partners[0], jax.nn.one_hot(partners[1], num_classes))
+        ws, targets = augment(aug_key, ws, targets, pairs)
     inputs = model_inputs(state, ws, stats)
 
     def loss_fn(params):
@@ -209,18 +222,30 @@ def best_arrays(state: TrainState, best: TrainState) -> dict:
 
 class BestValidation:
     """Per-epoch evaluation on the validation and test sets that keeps the epoch of best
-    validation accuracy (the earliest on ties) as ``best``."""
+    validation accuracy as ``best``: on ties the earliest, or the latest with ``ties="latest"``."""
 
     def __init__(
-        self, best: TrainState, measure: Callable[[TrainState, InrBatch], Metrics], val: InrBatch, test: InrBatch
+        self,
+        best: TrainState,
+        measure: Callable[[TrainState, InrBatch], Metrics],
+        val: InrBatch,
+        test: InrBatch,
+        ties: str = "earliest",
     ):
-        self.best, self.measure, self.val, self.test = best, measure, val, test
+        if ties not in TIES:
+            raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+        self.best, self.measure, self.val, self.test, self.ties = best, measure, val, test, ties
+
+    def better(self, accuracy: float, best: float) -> bool:
+        """Whether a validation ``accuracy`` makes its epoch the best so far."""
+        return accuracy >= best if self.ties == "latest" else accuracy > best
 
     def __call__(self, state: TrainState, epoch: int, history: dict) -> dict:
         """Evaluate ``state``; a better validation accuracy than ``history["best_val_accuracy"]``
-        makes ``epoch`` the best (``history``'s ``best_*`` entries). Returns the record's metrics."""
+        (or an equal one, ``ties="latest"``) makes ``epoch`` the best (``history``'s ``best_*`` entries).
+        Returns the record's metrics."""
         val, test = self.measure(state, self.val), self.measure(state, self.test)
-        if val.accuracy > history["best_val_accuracy"]:
+        if self.better(val.accuracy, history["best_val_accuracy"]):
             history.update(best_epoch=epoch, best_val_accuracy=val.accuracy, best_test_accuracy=test.accuracy)
             self.best = state
         return {
@@ -255,6 +280,7 @@ def train_classifier(
     init_params=None,
     stats: WeightStats | None = None,
     facts: dict | None = None,
+    partners: InrBatch | None = None,
 ) -> dict:
     """Train, select the best-validation epoch, and return the history and final metrics.
 
@@ -294,6 +320,9 @@ def train_classifier(
         init_params: Subtrees that replace the fresh parameters (e.g. a pre-trained encoder).
         stats: Normalisation statistics (default: :func:`dwsjax.weights.weight_stats` of ``train``).
         facts: JSON values recorded in ``history["config"]``.
+        partners: The MixUp partner pool: every sample of a batch is mixed with an INR drawn
+            uniformly from it (:func:`dwsjax.batching.partner_indices`), e.g. every fitted view of the
+            training objects; ``None``: with another sample of the batch.
 
     Returns:
         The history: ``epochs`` (per-epoch records), ``best_epoch``, ``best_val_accuracy``,
@@ -305,12 +334,16 @@ def train_classifier(
             ``checkpoint_dir`` holds another run, or ``init_params`` do not fit the model.
     """
     check_epochs(config.epochs)
-    for name, data in {"train": train, "val": val, "test": test, **(final_eval or {})}.items():
+    pool = {} if partners is None else {"partners": partners}
+    for name, data in {"train": train, "val": val, "test": test, **pool, **(final_eval or {})}.items():
         check_finite_split(name, data)
         check_labels(name, data.labels, num_classes)
+    if partners is not None:
+        check_same_spec(train.weights, partners.weights, "the MixUp partner pool")
     sharding, replicated = batch_shardings()
     check_batch_size(config.batch_size, len(train.labels), sharding)
     train, val, test = on_host(train), on_host(val), on_host(test)
+    partners = None if partners is None else on_host(partners)
     stats = normalisation_stats(train.weights, stats)
     state = create_state(model, train, config)
     if init_params is not None:
@@ -329,13 +362,21 @@ def train_classifier(
     def measure(state: TrainState, data: InrBatch) -> Metrics:
         return evaluate(state, data, stats, num_classes, config.eval_batch_size, sharding)
 
+    def batch(data: InrBatch, idx):
+        return shard((jax.tree.map(lambda x: x[idx], data.weights), data.labels[idx]), sharding)
+
     def step(state: TrainState, idx, key):
-        ws, labels = shard((jax.tree.map(lambda x: x[idx], train.weights), train.labels[idx]), sharding)
-        state, loss, accuracy = train_step(state, ws, labels, key, stats, num_classes, augment)
+        ws, labels = batch(train, idx)
+        pairs = None if partners is None else batch(partners, partner_indices(key, len(partners.labels), len(idx)))
+        state, loss, accuracy = train_step(state, ws, labels, key, stats, num_classes, augment, pairs)
         return state, {"loss": loss, "accuracy": accuracy}
 
     best = BestValidation(
-        state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {})), measure, val, test
+        state.replace(params=arrays["best_params"], batch_stats=arrays.get("best_batch_stats", {})),
+        measure,
+        val,
+        test,
+        config.recipe.ties,
     )
     state = fit_epochs(
         state,

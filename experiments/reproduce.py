@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dwsjax.augment import spec_label, spec_of_label
+from dwsjax.augment import mixes_pairs, spec_label, spec_of_label
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from dwsjax.optim import MODEL_RECIPES
 from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
@@ -69,6 +69,7 @@ class Protocol(NamedTuple):
     inr_steps: int | None = None
     inr_points: int | None = None
     inr_recipe: str = DEFAULT_RECIPE
+    mixup_partners: str | None = None
 
 
 class Run(NamedTuple):
@@ -80,9 +81,10 @@ class Run(NamedTuple):
 
     @property
     def name(self) -> str:
+        partners = run_config(self).partners
         return (
-            f"{self.model}_{spec_label(self.augment)}_v{self.views}_n{self.protocol.train_objects}"
-            f"_{self.protocol.inr_recipe}_s{self.seed}"
+            f"{self.model}_{spec_label(self.augment)}{'' if partners is None else f'_p{partners}'}_v{self.views}"
+            f"_n{self.protocol.train_objects}_{self.protocol.inr_recipe}_s{self.seed}"
         )
 
 
@@ -134,6 +136,19 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # One 10-view store serves every view count (its view 0 is the 1-view store's INR to float tolerance:
     # init keys are per view).
     "fmnist-views": [(FMNIST._replace(store_views=10), [("dws", "none", v) for v in (1, 5, 10)])],
+    # Where aligned MixUp's partners come from: the released code of the augmentation paper draws them from every
+    # view of the training split while its anchors keep --n-views (dwsjax.run.partner_pool). One 10-view store
+    # serves every cell, as in fmnist-views (whose none cells are the same runs).
+    "fmnist-partners": [
+        (
+            FMNIST._replace(store_views=10, mixup_partners="store"),
+            [("dws", "mixup_aligned", 1)],
+        ),
+        (
+            FMNIST._replace(store_views=10),
+            [("dws", "none", 1), ("dws", "mixup_aligned", 1), ("dws", "none", 10), ("dws", "mixup_aligned", 10)],
+        ),
+    ],
     # MixUp of template-aligned INRs against pairwise-aligned MixUp (dwsjax.template_store).
     "fmnist-prealigned": [(FMNIST, [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")])],
     # Long enough for the unaugmented model to overfit, the regime in which the paper reports MixUp's gain.
@@ -198,6 +213,8 @@ COLUMNS = [
     "final_train_accuracy",
     "train_objects",
     "train_inrs",
+    "mixup_partners",
+    "partner_inrs",
     "params",
     "normalization",
     "set_layer",
@@ -220,10 +237,11 @@ def runs_of(
     augments: list[str] | None = None,
     train_objects: list[int] | None = None,
     models: list[str] | None = None,
+    views: list[int] | None = None,
 ) -> list[Run]:
     """The set's runs, seed by seed; ``augments`` keeps only the cells with those augmentations,
     ``train_objects`` only the protocols with those training-set sizes, ``models`` only the cells of
-    those models (:data:`MODEL_VARIANTS`)."""
+    those models (:data:`MODEL_VARIANTS`), ``views`` only the cells training on that many views."""
     if set_name not in SETS:
         raise ValueError(f"unknown set {set_name!r}; choose one of {sorted(SETS)}")
     groups = SETS[set_name]
@@ -251,11 +269,11 @@ def runs_of(
             )
         groups = [(protocol, cells) for protocol, cells in groups if protocol.train_objects in train_objects]
     return [
-        Run(protocol, model, augment, views, seed)
+        Run(protocol, model, augment, cell_views, seed)
         for seed in seeds
         for protocol, cells in groups
-        for model, augment, views in cells
-        if augments is None or augment in augments
+        for model, augment, cell_views in cells
+        if (augments is None or augment in augments) and (views is None or cell_views in views)
     ]
 
 
@@ -295,7 +313,8 @@ def row_config(row: dict[str, str]) -> RunConfig | None:
 
 def is_done(rows: list[dict], run: Run) -> bool:
     """Whether a row of ``rows`` records ``run``: the same :meth:`RunConfig.key` (dataset, model variant,
-    augmentation, views, seed, training objects, epochs, INR and training recipes, DWS layout, probes)."""
+    augmentation, views, seed, training objects, epochs, INR and training recipes, DWS layout, probes, MixUp
+    partners)."""
     key = run_config(run).key()
     return any(config is not None and config.key() == key for config in map(row_config, rows))
 
@@ -307,9 +326,19 @@ def layout_name(row: dict) -> str:
     return f"{row['normalization']}, {row['set_layer']}, head {row['head_hidden']}"
 
 
+def partners_name(row: dict) -> str:
+    """Where a MixUp row's partners came from, e.g. ``store (20000 INRs)``; ``batch`` for the default,
+    ``—`` without MixUp."""
+    config = row_config(row)
+    partners = None if config is None else config.partners
+    if partners is None:
+        return "batch" if mixes_pairs(row["augment"]) else "—"
+    return f"{partners} ({row['partner_inrs']} INRs)" if row.get("partner_inrs") else partners
+
+
 def markdown_table(rows: list[dict]) -> str:
     """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, training objects,
-    epochs, INR recipe, training recipe, DWS layout) cell."""
+    epochs, INR recipe, training recipe, DWS layout, MixUp partners) cell."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
         key = (
@@ -322,12 +351,13 @@ def markdown_table(rows: list[dict]) -> str:
             r["inr_recipe"],
             r["train_recipe"],
             layout_name(r),
+            partners_name(r),
         )
         cells.setdefault(key, []).append(r)
     lines = [
         "| dataset | model | augmentation | views | train objects | epochs | INR recipe | training recipe "
-        "| DWS layout | test acc. (%) | train acc. (%) | seeds | paper (%) |",
-        "|---|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|",
+        "| DWS layout | MixUp partners | test acc. (%) | train acc. (%) | seeds | paper (%) |",
+        "|---|---|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|",
     ]
     for key, runs in cells.items():
         test = 100 * np.array([float(r["test_accuracy"]) for r in runs])
@@ -414,6 +444,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help=f"only the cells of these models (comma-separated, of {', '.join(MODEL_VARIANTS)}; default: all)",
     )
+    p.add_argument("--views", default=None, help="only the cells training on these view counts (comma-separated)")
     p.add_argument(
         "--train-objects",
         default=None,
@@ -464,7 +495,8 @@ def main(argv=None) -> Path:
     augments = None if args.augment is None else parse_augments(args.augment)
     train_objects = None if args.train_objects is None else [int(n) for n in args.train_objects.split(",")]
     models = None if args.model is None else [m.strip() for m in args.model.split(",")]
-    set_runs = runs_of(args.set, seeds, augments, train_objects, models)
+    views = None if args.views is None else [int(v) for v in args.views.split(",")]
+    set_runs = runs_of(args.set, seeds, augments, train_objects, models, views)
     overrides = {
         field: value for field, value in (("inr_recipe", args.inr_recipe), ("epochs", args.epochs)) if value is not None
     }

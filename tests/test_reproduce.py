@@ -90,7 +90,7 @@ def test_runs_are_recorded_once_and_tabulated(tmp_path, monkeypatch):
     assert all(a.train_recipe == "dwsnets" for a in calls), "the model's training recipe by default"
     assert [(r["train_objects"], r["epochs"]) for r in rows] == [("48", "2")] * 4
     row = (
-        "| synthetic2d | dws | none | 1 | 48 | 2 | dwsnets-fast | dwsnets | batch, sab, head 128 "
+        "| synthetic2d | dws | none | 1 | 48 | 2 | dwsnets-fast | dwsnets | batch, sab, head 128 | — "
         "| 55.0 ± 5.0 | 90.0 | 2 | — |"
     )
     assert row in table

@@ -58,14 +58,15 @@ def _select(mask: jax.Array, new, old):
     return jax.tree.map(lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
 
 
-def _apply_step(step: Step, key: jax.Array, ws: WeightSpace, labels: jax.Array):
+def _apply_step(step: Step, key: jax.Array, ws: WeightSpace, labels: jax.Array, partners=None):
     key_gate, key_pair, key_aug = jax.random.split(key, 3)
     n = batch_size(ws)
     keys = jax.random.split(key_aug, n)
     if step.pairs:
-        partner = jax.random.permutation(key_pair, n)
-        ws_b = jax.tree.map(lambda x: x[partner], ws)
-        new_ws, new_labels = jax.vmap(step.augmentation)(keys, ws, labels, ws_b, labels[partner])
+        if partners is None:
+            partner = jax.random.permutation(key_pair, n)
+            partners = jax.tree.map(lambda x: x[partner], ws), labels[partner]
+        new_ws, new_labels = jax.vmap(step.augmentation)(keys, ws, labels, *partners)
     else:
         new_ws, new_labels = jax.vmap(step.augmentation)(keys, ws), labels
     apply = jax.random.bernoulli(key_gate, step.prob, (n,))
@@ -85,23 +86,25 @@ class Pipeline:
 
     steps: tuple[Step, ...]
 
-    def __call__(self, key: jax.Array, ws: WeightSpace, labels: jax.Array):
+    def __call__(self, key: jax.Array, ws: WeightSpace, labels: jax.Array, partners=None):
         """Augment a batch.
 
         Each step applies to each sample independently with the step's probability
-        (its own key per sample); a MixUp step pairs every sample with the sample at
-        a random permutation of the batch.
+        (its own key per sample); a MixUp step pairs sample ``i`` with row ``i`` of
+        ``partners`` or, without them, with the sample at a random permutation of the batch.
 
         Args:
             key: PRNG key.
             ws: Weight spaces with batch shape ``(B,)``.
             labels: ``(B, K)`` one-hot or soft labels.
+            partners: ``(ws_b (B, ...), labels_b (B, K))``: the MixUp partners, as drawn from a pool
+                of INRs (:func:`dwsjax.batching.partner_indices`); ``None``: the batch's own samples.
 
         Returns:
             ``(ws, labels)`` of the same shapes, augmented.
         """
         for step, k in zip(self.steps, jax.random.split(key, max(len(self.steps), 1))):
-            ws, labels = _apply_step(step, k, ws, labels)
+            ws, labels = _apply_step(step, k, ws, labels, partners)
         return ws, labels
 
 
@@ -203,6 +206,11 @@ def spec_label(spec: str) -> str:
 def spec_of_label(label: str) -> str:
     """The pipeline spec of a :func:`spec_label` token."""
     return label.replace("+", ",")
+
+
+def mixes_pairs(spec: str | Sequence[str]) -> bool:
+    """Whether the pipeline ``spec`` has a MixUp-style step (:data:`PAIR_AUGMENTATIONS`), one that takes partners."""
+    return any(name in PAIR_AUGMENTATIONS for name, _ in step_names(spec))
 
 
 def needs_template(spec: str | Sequence[str]) -> bool:
