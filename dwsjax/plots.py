@@ -1,4 +1,4 @@
-"""Figures for notebooks and CLIs: image grids and training curves (matplotlib).
+"""Figures for notebooks and CLIs: image grids, training curves and representations (matplotlib).
 
 Functions return the figure; notebooks display it, CLIs write it with
 :func:`save_figure`. Nothing here selects a matplotlib backend (a headless
@@ -151,6 +151,32 @@ def plot_scale_curve(
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    return fig
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Projection ``(N, 2)`` of centred ``x`` ``(N, F)`` on its two leading principal axes (SVD)."""
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
+
+
+def plot_representations(panels: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """One scatter per encoder of the 2-D PCA of its representations ``(N, F)``, coloured by class
+    (the augmentation paper's Figure 5, which uses t-SNE)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for ax, (title, features) in zip(axes[0], panels.items()):
+        xy = pca_2d(features)
+        for c, name in enumerate(class_names):
+            mine = labels == c
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=6, color=cmap(c % cmap.N), label=name, alpha=0.7)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("test INR representations, PCA")
+    fig.tight_layout()
     return fig
 
 

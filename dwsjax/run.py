@@ -23,7 +23,9 @@ augmentation paper's released code), never from validation or test objects
 Every field of :class:`RunConfig` carries its description (``help``) and, where
 it has them, its choices in the field's metadata: ``experiments.classify``
 builds one command line flag per field from them (``--field-name``), so the
-library and the command line share one list of settings.
+library and the command line share one list of settings. The fields of
+:class:`CommonConfig`, its base (data, INR fitting, training recipe, places),
+are shared with SimCLR's :class:`dwsjax.ssl_run.SslConfig`.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ import dataclasses
 import hashlib
 import json
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from dwsjax.augment import mixes_pairs, spec_label
 from dwsjax.files import removed_on_failure
@@ -75,7 +78,7 @@ RESULT_IDENTITY = (
 
 
 def setting(default: Any = None, help: str = "", choices=None, flag: str | None = None, **metadata) -> Any:
-    """A :class:`RunConfig` field with its description, choices and (when not ``--field-name``) flag."""
+    """A config field (:class:`CommonConfig`) with its description, choices and (when not ``--field-name``) flag."""
     meta = {"help": help, "choices": None if choices is None else list(choices), "flag": flag, **metadata}
     if callable(default):
         return field(default_factory=default, metadata=meta)
@@ -90,9 +93,11 @@ _TRAIN_RECIPE_DEFAULTS = ", ".join(f"{m} {r}" for m, r in MODEL_RECIPES.items())
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything one classification run depends on; ``None`` means "the default" (the recipe's, the
-    model's, or the protocol's, see each field's help). Field order is the order of ``--help``."""
+class CommonConfig:
+    """The settings every run on INR stores shares: data and objects, INR fitting, training recipe, seed
+    and where things are. :class:`RunConfig` (classification) and :class:`dwsjax.ssl_run.SslConfig`
+    (SimCLR) extend it with their own; ``None`` means "the default" (the recipe's, the model's, or the
+    protocol's, see each field's help). Field order is the order of ``--help``."""
 
     # data and objects
     dataset: str = setting("synthetic2d", choices=DATASETS)
@@ -138,6 +143,42 @@ class RunConfig:
     cache_dir: str = setting(default_cache_dir, help="INR store cache")
     resume: bool = setting(False, help="continue the run in --out from its last checkpoint")
     progress: bool = setting(True, flag="--no-progress", help="hide the progress bars (default: shown)")
+
+    def replace(self, **changes) -> Self:
+        return dataclasses.replace(self, **changes)
+
+    def key(self, fields: tuple[str, ...]) -> tuple:
+        """The typed values of ``fields``."""
+        return tuple(getattr(self, f) for f in fields)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Self:
+        """A config of the keys of ``values`` that are fields (others ignored; a ``no_<field>`` key
+        sets ``<field>`` to its negation, as ``--no-progress`` does), e.g. an ``argparse.Namespace``'s ``vars``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in values.items() if k in names}
+        given.update({name: not values[f"no_{name}"] for name in names if f"no_{name}" in values})
+        return cls(**given)
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> Self:
+        """The config fields a CSV row of results records, parsed to their types (an empty cell is
+        ``None``, or the field's default when it has no ``None``); other columns are ignored."""
+        annotations = field_types(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in row:
+                value = parse_value(row[f.name], annotations[f.name])
+                if value is not None or type(None) in typing.get_args(annotations[f.name]):
+                    values[f.name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunConfig(CommonConfig):
+    """Everything one classification run depends on: the :class:`CommonConfig` settings, then the model,
+    the augmentation and the run directory."""
+
     # the model
     model: str = setting("dws", choices=MODEL_NAMES)
     depth: int | None = setting(help="DWS layers / transformer blocks (default: the model's)")
@@ -188,9 +229,6 @@ class RunConfig:
     out: str | None = setting(help="run directory (default: runs/<dataset>_<model>_<augment>_v<views>_s<seed>)")
     plot: bool = setting(False, help="write curves.png (loss and accuracy per epoch)")
 
-    def replace(self, **changes) -> RunConfig:
-        return dataclasses.replace(self, **changes)
-
     @property
     def run_name(self) -> str:
         partners = "" if self.partners is None else f"_p{self.partners}"
@@ -234,38 +272,17 @@ class RunConfig:
         }
         return tuple(resolved[f] if f in resolved else getattr(self, f) for f in fields)
 
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> RunConfig:
-        """A config of the keys of ``values`` that are fields (others ignored; a ``no_<field>`` key
-        sets ``<field>`` to its negation, as ``--no-progress`` does), e.g. an ``argparse.Namespace``'s ``vars``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        given = {k: v for k, v in values.items() if k in names}
-        given.update({name: not values[f"no_{name}"] for name in names if f"no_{name}" in values})
-        return cls(**given)
 
-    @classmethod
-    def from_row(cls, row: dict[str, str]) -> RunConfig:
-        """The config fields a CSV row of results records, parsed to their types (an empty cell is
-        ``None``, or the field's default when it has no ``None``); other columns are ignored."""
-        types = field_types(cls)
-        values = {}
-        for f in dataclasses.fields(cls):
-            if f.name in row:
-                value = parse_value(row[f.name], types[f.name])
-                if value is not None or type(None) in typing.get_args(types[f.name]):
-                    values[f.name] = value
-        return cls(**values)
-
-
-def field_types(cls=RunConfig) -> dict[str, Any]:
+def field_types(cls) -> dict[str, Any]:
     """Each field's resolved type annotation."""
     return typing.get_type_hints(cls)
 
 
 def base_type(annotation) -> type:
-    """``int | None`` -> ``int``."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if args else annotation
+    """``int | None`` -> ``int``; an annotation that is no union as it is (``tuple[float, ...]``)."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    return next(a for a in typing.get_args(annotation) if a is not type(None))
 
 
 def parse_value(text: str, annotation) -> Any:
@@ -311,7 +328,7 @@ def protocol_defaults(dataset: str, data_dir: str | None) -> dict[str, Any]:
     return {"epochs": DEFAULT_EPOCHS, "inr_recipe": DEFAULT_RECIPE}
 
 
-def resolve_protocol(config: RunConfig) -> RunConfig:
+def resolve_protocol(config: CommonConfig) -> CommonConfig:
     """``config`` with ``epochs`` and ``inr_recipe`` filled where unset (:func:`protocol_defaults`)."""
     if config.epochs is not None and config.inr_recipe is not None:
         return config
@@ -365,7 +382,7 @@ def failed_fits_hint(summary: dict) -> str:
     )
 
 
-def load_splits(config: RunConfig):
+def load_splits(config: CommonConfig):
     """Train, validation and test :class:`InrBatch` es and the training store, fitting or reusing the
     stores: ``(train, val, test, train_store)``. ``config.inr_recipe`` must be resolved."""
     check_object_counts(config)

@@ -23,10 +23,11 @@ import argparse
 
 from dwsjax import run as run_module
 
-# Re-exported for experiments.ssl, experiments.function_probe and older callers: they live in dwsjax.run now.
+# Re-exported for experiments.function_probe and older callers: they live in dwsjax.run now.
 from dwsjax.run import (  # noqa: F401
     DEFAULT_EPOCHS,
     PAPER_MODELNET40,
+    CommonConfig,
     RunConfig,
     check_object_counts,
     dws_config,
@@ -55,34 +56,12 @@ TRAINING_FIELDS = (
     "amsgrad",
     "dropout",
 )
-# Flags of the data, INR fitting, training recipe and run options, shared with experiments.ssl and
-# experiments.function_probe (their own --model, --augment and --out differ).
-COMMON_FIELDS = (
-    "dataset",
-    "hidden",
-    "views",
-    "store_views",
-    "train_objects",
-    "val_objects",
-    "test_objects",
-    "inr_recipe",
-    "inr_steps",
-    "inr_lr",
-    "inr_target_psnr",
-    "inr_points",
-    "epochs",
-    *TRAINING_FIELDS,
-    "seed",
-    "data_dir",
-    "cache_dir",
-    "resume",
-    "progress",
-)
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Data, training and run options shared by the experiment CLIs (:func:`load_splits` reads them)."""
-    add_config_arguments(p, RunConfig, COMMON_FIELDS)
+    """Data, training and run options shared by the experiment CLIs: the fields of
+    :class:`dwsjax.run.CommonConfig` (:func:`load_splits` reads them)."""
+    add_config_arguments(p, CommonConfig)
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:

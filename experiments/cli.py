@@ -24,6 +24,7 @@ import dataclasses
 import os
 import platform
 import sys
+import typing
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -77,6 +78,21 @@ def config_flag(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
+def field_default(field: dataclasses.Field) -> Any:
+    """A config field's default value (its default factory called)."""
+    return field.default if field.default is not dataclasses.MISSING else field.default_factory()
+
+
+def comma_separated(kind: type) -> Callable[[str], tuple]:
+    """The argparse type of a ``tuple[kind, ...]`` field: ``"0.05,0.2"`` -> ``(0.05, 0.2)``."""
+
+    def parse(text: str) -> tuple:
+        return tuple(kind(item) for item in text.split(",") if item.strip())
+
+    parse.__name__ = f"comma-separated {kind.__name__}"
+    return parse
+
+
 def add_config_arguments(
     parser: argparse.ArgumentParser,
     config_cls,
@@ -85,10 +101,10 @@ def add_config_arguments(
 ) -> None:
     """One flag per field of the dataclass ``config_cls`` (those in ``names``, in field order; default:
     all), typed by its annotation, with the help and choices of its metadata (``dwsjax.run.setting``):
-    ``int``/``float``/``str`` fields take a value, ``bool`` fields are switches (``--flag`` for a default
-    of ``False``, ``--flag/--no-flag`` for ``None``, and a ``--no-...`` flag for a default of ``True``,
-    whose value lands in ``no_<field>``, see :func:`config_from_args`). ``defaults`` replaces the
-    fields' defaults on this command."""
+    ``int``/``float``/``str`` fields take a value, ``tuple[kind, ...]`` fields comma-separated values,
+    ``bool`` fields are switches (``--flag`` for a default of ``False``, ``--flag/--no-flag`` for
+    ``None``, and a ``--no-...`` flag for a default of ``True``, whose value lands in ``no_<field>``, see
+    :func:`config_from_args`). ``defaults`` replaces the fields' defaults on this command."""
     from dwsjax.run import base_type, field_types
 
     types = field_types(config_cls)
@@ -96,12 +112,7 @@ def add_config_arguments(
     for field in dataclasses.fields(config_cls):
         if wanted is not None and field.name not in wanted:
             continue
-        if defaults and field.name in defaults:
-            default = defaults[field.name]
-        elif field.default is not dataclasses.MISSING:
-            default = field.default
-        else:
-            default = field.default_factory()
+        default = defaults[field.name] if defaults and field.name in defaults else field_default(field)
         kind, meta = base_type(types[field.name]), field.metadata
         kwargs: dict[str, Any] = {"help": meta.get("help") or None}
         if kind is bool and default is True:
@@ -109,9 +120,27 @@ def add_config_arguments(
             continue
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if default is None else "store_true"
+        elif typing.get_origin(kind) is tuple:
+            kwargs["type"] = comma_separated(typing.get_args(kind)[0])
         else:
             kwargs.update(type=kind, choices=meta.get("choices"))
         parser.add_argument(config_flag(field), dest=field.name, default=default, **kwargs)
+
+
+def config_argv(config) -> list[str]:
+    """The flags of :func:`add_config_arguments` that make the dataclass ``config`` from its class's
+    defaults, in field order: one per field that differs from its default (a tuple's items
+    comma-separated, a switch alone, ``--no-<field>`` for a tri-state ``False``)."""
+    argv = []
+    for field in dataclasses.fields(config):
+        value, default = getattr(config, field.name), field_default(field)
+        if value == default:
+            continue
+        if isinstance(value, bool):
+            argv.append(config_flag(field) if value or default is not None else f"--no-{config_flag(field)[2:]}")
+        else:
+            argv += [config_flag(field), ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return argv
 
 
 def add_hidden_alias(parser: argparse.ArgumentParser, flag: str, dest: str, kind: type) -> None:

@@ -146,12 +146,38 @@ def test_the_cli_has_one_flag_per_config_field():
 
 
 def test_flags_of_other_commands_resolve_the_protocol_like_a_config():
-    """experiments.ssl and function_probe take classify's common flags and resolve them alike."""
+    """function_probe takes classify's common flags and resolves them alike."""
     args = classify.resolve_protocol(classify.parse_args(["--dataset", "synthetic2d", "--no-progress"]))
     assert (args.epochs, args.inr_recipe) == (DEFAULT_EPOCHS, DEFAULT_RECIPE)
     assert classify.config_of(args) == RunConfig(epochs=DEFAULT_EPOCHS, inr_recipe=DEFAULT_RECIPE, progress=False)
-    config = classify.config_of(ssl.parse_args(["--inr-steps", "5", "--epochs", "3"]))
-    assert (config.inr_steps, config.epochs, config.model) == (5, 3, "dws")
+
+
+def test_the_ssl_cli_has_one_flag_per_config_field_and_shares_the_common_ones():
+    """experiments.ssl's flags are SslConfig's fields: classify's common ones (same names and defaults), then
+    its own; ``--label-fractions`` parses to a tuple, and config_argv writes a config back as flags."""
+    import dataclasses
+
+    from dwsjax.run import CommonConfig
+    from dwsjax.ssl_run import SslConfig
+    from experiments.cli import config_argv
+    from experiments.reproduce_ssl import SSL_SETS
+
+    parsed = vars(ssl.parse_args([]))
+    names = {f.name for f in dataclasses.fields(SslConfig)}
+    assert set(parsed) - {"debug"} == (names - {"progress"}) | {"no_progress"}
+    common = {f.name for f in dataclasses.fields(CommonConfig)} - {"progress"}
+    classify_parsed = vars(classify.parse_args([]))
+    assert {k: parsed[k] for k in common} == {k: classify_parsed[k] for k in common}
+    assert ssl.config_of(ssl.parse_args([])) == SslConfig()
+    argv = ["--inr-steps", "5", "--epochs", "3", "--label-fractions", "0.05,0.2", "--no-progress", "--no-amsgrad"]
+    given = ssl.config_of(ssl.parse_args(argv))
+    assert given == SslConfig(inr_steps=5, epochs=3, label_fractions=(0.05, 0.2), progress=False, amsgrad=False)
+    for config in (given, *SSL_SETS.values()):
+        assert ssl.config_of(ssl.parse_args(config_argv(config))) == config
+    run = RunConfig(dataset="fmnist", amsgrad=True, plot=True, probe_points=8, out="x")
+    assert classify.config_of(classify.parse_args(config_argv(run))) == run
+    with pytest.raises(SystemExit):
+        ssl.parse_args(["--label-fractions", "a,b"])
 
 
 def test_huge_page_environment_appends_the_tunable_once():

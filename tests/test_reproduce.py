@@ -7,7 +7,8 @@ import pytest
 from dwsjax.files import append_csv_rows, read_csv_rows
 from dwsjax.models import DWSClassifier
 from dwsjax.run import RunConfig
-from experiments import reproduce, ssl
+from dwsjax.ssl_run import SslConfig
+from experiments import reproduce, reproduce_ssl
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -24,19 +25,6 @@ def set_argv(name, tmp_path):
         "--runs-dir",
         str(tmp_path / "runs"),
     ]
-
-
-def record_calls(monkeypatch, module, results_of):
-    """Replace ``module.main`` by a stub that records its parsed arguments and returns ``results_of(args)``."""
-    calls = []
-
-    def main(argv):
-        args = module.parse_args(argv)
-        calls.append(args)
-        return results_of(args)
-
-    monkeypatch.setattr(module, "main", main)
-    return calls
 
 
 def record_runs(monkeypatch, results_of):
@@ -180,13 +168,26 @@ def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch
     assert "| none, linear, head 128 |" in table and "| batch, sab, head 128 |" in table
 
 
-def ssl_results(args):
+def record_simclr_runs(monkeypatch):
+    """Replace ``reproduce_ssl.run_simclr`` by a stub that records its configs and returns :func:`ssl_results`."""
+    calls = []
+
+    def run_simclr(config):
+        assert isinstance(config, SslConfig)
+        calls.append(config)
+        return ssl_results(config)
+
+    monkeypatch.setattr(reproduce_ssl, "run_simclr", run_simclr)
+    return calls
+
+
+def ssl_results(config):
     fractions = [
         {
             "fraction": f,
             "labelled_inrs": round(40 * f),
             "batch_size": 10,
-            "scratch_test_accuracy": 0.2 + 0.1 * args.seed,
+            "scratch_test_accuracy": 0.2 + 0.1 * config.seed,
             "scratch_val_accuracy": 0.2,
             "scratch_best_epoch": 0,
             "simclr_test_accuracy": 0.3,
@@ -195,22 +196,22 @@ def ssl_results(args):
             "random_probe_test_accuracy": 0.15,
             "simclr_probe_test_accuracy": 0.25,
         }
-        for f in ssl.parse_fractions(args.label_fractions)
+        for f in config.label_fractions
     ]
     return {
-        "seed": args.seed,
-        "batch_size": args.batch_size,
+        "seed": config.seed,
+        "batch_size": config.batch_size,
         "pretrain_final_loss": 3.5,
         "pretrain_final_contrastive_accuracy": 0.1,
         "pretrain_seconds": 2.0,
         "classify_seconds": 3.0,
-        "inr_recipe": args.inr_recipe,
+        "inr_recipe": config.inr_recipe,
         "fractions": fractions,
     }
 
 
 def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
-    calls = record_calls(monkeypatch, ssl, ssl_results)
+    calls = record_simclr_runs(monkeypatch)
     argv = set_argv("ssl-smoke", tmp_path)
     table = reproduce.main(argv).read_text()
     assert [(a.seed, a.resume, a.out) for a in calls] == [
@@ -230,6 +231,19 @@ def test_ssl_set_records_each_seed_once_and_tabulates(tmp_path, monkeypatch):
     assert len(calls) == 2, "a rerun must skip finished seeds"
     with pytest.raises(ValueError, match="SimCLR set"):
         reproduce.main(argv + ["--augment", "none"])
+
+
+def test_seeds_of_the_committed_ssl_results_are_recognised_as_done_by_their_config():
+    """A seed of results/ssl-fmnist*.csv, read back as the config fields its rows record, is done."""
+    for name in ("ssl-fmnist", "ssl-fmnist-no-mixup"):
+        rows = read_csv_rows(RESULTS / f"{name}.csv")
+        assert all(reproduce_ssl.is_done(rows, reproduce_ssl.seed_config(name, seed)) for seed in (0, 1, 2))
+        assert not reproduce_ssl.is_done(rows, reproduce_ssl.seed_config(name, 7)), "no seed 7"
+        assert not reproduce_ssl.is_done(rows, reproduce_ssl.seed_config(name, 0, "dwsnets")), "another INR recipe"
+    config = reproduce_ssl.seed_config("ssl-fmnist", 1, out=Path("r"), cache_dir="c")
+    assert (config.seed, config.inr_recipe, config.resume) == (1, "dwsnets-fast", True)
+    assert (config.out, config.cache_dir, config.data_dir) == ("r", "c", None)
+    assert (config.label_fractions, config.pretrain_epochs) == ((0.05, 0.2), 12)
 
 
 def test_results_csv_gains_new_columns_and_refuses_unknown_ones(tmp_path):

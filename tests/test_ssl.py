@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dwsjax.plots import pca_2d
 from dwsjax.ssl import contrastive_accuracy, linear_probe_accuracy, nt_xent, simclr_model
+from dwsjax.ssl_run import SslConfig, check_fractions, run_simclr
 from dwsjax.train import overlay_params
-from experiments import ssl
 
 nt_xent = jax.jit(nt_xent, static_argnames="temperature")
 contrastive_accuracy = jax.jit(contrastive_accuracy)
@@ -68,11 +69,12 @@ def test_simclr_model_needs_a_features_method():
 
 def test_pca_and_fractions():
     x = np.random.default_rng(0).normal(size=(50, 6)) * np.array([5.0, 1, 1, 1, 1, 0.1])
-    xy = ssl.pca_2d(x)
+    xy = pca_2d(x)
     assert xy.shape == (50, 2) and np.var(xy[:, 0]) >= np.var(xy[:, 1])
-    assert ssl.parse_fractions("0.05,0.1") == [0.05, 0.1]
-    with pytest.raises(ValueError, match="label-fractions"):
-        ssl.parse_fractions("0,1.5")
+    check_fractions((0.05, 0.1))
+    for fractions in ((0.0, 1.0), (1.5,), ()):
+        with pytest.raises(ValueError, match="label-fractions"):
+            check_fractions(fractions)
 
 
 def test_linear_probe_reads_classes_from_informative_features_only():
@@ -134,39 +136,25 @@ def test_killed_pretraining_resumes_to_the_same_encoder(tmp_path):
 
 
 @pytest.mark.slow
-def test_ssl_cli_end_to_end(tmp_path):
-    argv = [
-        "--dataset",
-        "synthetic2d",
-        "--hidden",
-        "4",
-        "--train-objects",
-        "40",
-        "--val-objects",
-        "20",
-        "--test-objects",
-        "20",
-        "--inr-steps",
-        "20",
-        "--pretrain-epochs",
-        "2",
-        "--pretrain-batch-size",
-        "20",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "20",
-        "--label-fractions",
-        "0.25,1",
-        "--augment",
-        "translate,gaussian_noise",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--out",
-        str(tmp_path / "run"),
-        "--no-progress",
-    ]
-    results = ssl.main(argv)
+def test_simclr_run_end_to_end(tmp_path):
+    config = SslConfig(
+        dataset="synthetic2d",
+        hidden=4,
+        train_objects=40,
+        val_objects=20,
+        test_objects=20,
+        inr_steps=20,
+        pretrain_epochs=2,
+        pretrain_batch_size=20,
+        epochs=1,
+        batch_size=20,
+        label_fractions=(0.25, 1.0),
+        augment="translate,gaussian_noise",
+        cache_dir=str(tmp_path / "cache"),
+        out=str(tmp_path / "run"),
+        progress=False,
+    )
+    results = run_simclr(config)
     rows = results["fractions"]
     assert [r["fraction"] for r in rows] == [0.25, 1.0] and results["train_inrs"] == 40
     assert rows[0]["labelled_inrs"] == 10 and rows[0]["batch_size"] == 10
@@ -187,7 +175,7 @@ def test_ssl_cli_end_to_end(tmp_path):
     assert (run / "results.csv").read_text().startswith("fraction,")
     assert (run / "representations.png").stat().st_size > 0
     with pytest.raises(ValueError, match="--resume"):
-        ssl.main(argv)
-    resumed = ssl.main(argv + ["--resume"])
+        run_simclr(config)
+    resumed = run_simclr(config.replace(resume=True))
     assert resumed["fractions"] == rows
     assert resumed["pretrain_final_loss"] == results["pretrain_final_loss"]
