@@ -9,7 +9,9 @@ jitted, vmapped matching with each assignment solver (``dwsjax.matching.SOLVERS`
 a comparison of plain vs sign-aware alignment (objective, weight distance, and
 how far the rendered MixUp midpoint is from the mean of the two rendered
 images), and DWS training-step throughput without augmentation, with
-``mixup_aligned`` (each solver) and with ``mixup_prealigned``.
+``mixup_aligned`` (each solver; with the default solver also with partners
+drawn from a pool on the host, ``--mixup-partners store``) and with
+``mixup_prealigned``.
 
 With ``--store`` (an INR store of 2-32-32-1 image INRs, e.g. from
 ``experiments.fit_inrs``) the step lines train on its INRs and two more lines
@@ -31,6 +33,7 @@ import numpy as np
 
 from dwsjax.augment import AUGMENTATIONS, PAIR_AUGMENTATIONS, apply_to_batch, build_pipeline, combination
 from dwsjax.augment.mixup import interpolate
+from dwsjax.batching import on_host, partner_indices
 from dwsjax.matching import (
     SOLVERS,
     alignment_objective,
@@ -142,14 +145,21 @@ def bench_solvers(ws_a, ws_b, repeats: int) -> None:
     )
 
 
-def step_cells() -> list[tuple[str, str | None]]:
-    """``(augmentation, solver)`` of the training-step benchmark."""
-    return [("none", None), *(("mixup_aligned", solver) for solver in SOLVERS), ("mixup_prealigned", None)]
+def step_cells() -> list[tuple[str, str | None, bool]]:
+    """``(augmentation, solver, partners from a pool)`` of the training-step benchmark."""
+    return [
+        ("none", None, False),
+        *(("mixup_aligned", solver, False) for solver in SOLVERS),
+        ("mixup_aligned", "auto", True),
+        ("mixup_prealigned", None, False),
+    ]
 
 
 def bench_steps(data: InrBatch, repeats: int, steps: int, batch: int = 64) -> None:
     """Samples/s of DWS-32 training steps (``dwsjax.train.train_step``, batch ``batch``) per
-    :func:`step_cells` cell, best of ``repeats`` runs of ``steps`` steps after a warm-up step."""
+    :func:`step_cells` cell, best of ``repeats`` runs of ``steps`` steps after a warm-up step; a pool
+    cell also draws each step's partners from ``data`` on the host and puts them on the device, as
+    :func:`dwsjax.train.train_classifier` does with a partner pool."""
     model = build_model("dws", SPEC, 10)
     state = create_state(model, data, TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=batch)))
     stats = weight_stats(data.weights)
@@ -157,13 +167,20 @@ def bench_steps(data: InrBatch, repeats: int, steps: int, batch: int = 64) -> No
     n = len(data.labels)
     batches = [rng.choice(n, batch, replace=n < batch) for _ in range(steps)]
     inputs = [(jax.tree.map(lambda x: jnp.asarray(x[i]), data.weights), jnp.asarray(data.labels[i])) for i in batches]
+    host = on_host(data)
     base = None
-    for name, solver in step_cells():
+    for name, solver, pool in step_cells():
         augment = None if name == "none" else build_pipeline(name, solver=solver or "auto")
+
+        def partners(key):
+            idx = partner_indices(key, n, batch)
+            return jax.tree.map(lambda x: jnp.asarray(x[idx]), host.weights), jnp.asarray(host.labels[idx])
 
         def run(state):
             for i, (ws, labels) in enumerate(inputs):
-                state, loss, _ = train_step(state, ws, labels, jax.random.key(i), stats, 10, augment)
+                key = jax.random.key(i)
+                pairs = partners(key) if pool else None
+                state, loss, _ = train_step(state, ws, labels, key, stats, 10, augment, pairs)
             return loss
 
         rate = batch * steps / seconds_per_call(run, state, repeats=repeats)
@@ -172,6 +189,7 @@ def bench_steps(data: InrBatch, repeats: int, steps: int, batch: int = 64) -> No
             train_step="dws-32",
             augmentation=name,
             solver=solver,
+            partners="pool" if pool else "batch",
             batch=batch,
             samples_per_s=round(rate, 1),
             cost_vs_none=round(base / rate, 3),
