@@ -27,6 +27,9 @@ A first run: fit SIRENs to images, render them, build a model and an augmentatio
 
 :func:`train_classifier` then trains ``model`` on :class:`InrBatch` splits,
 usually loaded from an :class:`InrStore` that :func:`build_inr_store` fitted.
+A whole experiment (stores fitted or reused, model trained, results written) is
+one typed configuration: ``dwsjax.run_classification(dwsjax.RunConfig(dataset="fmnist",
+augment="mixup_aligned"))``, as ``python -m experiments.classify`` runs it.
 """
 
 from dwsjax.augment import (
@@ -49,13 +52,14 @@ from dwsjax.augment import (
 )
 from dwsjax.data import load_targets
 from dwsjax.fit import FitConfig, FitResult, fit_sirens, inr_keys
-from dwsjax.function_probe import linear_probe, rendered_functions
+from dwsjax.function_probe import FunctionProbeConfig, linear_probe, rendered_functions, run_function_probe
 from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
 from dwsjax.matching import align, weight_matching
 from dwsjax.models import DWSClassifier, DWSLayer, GNNClassifier, build_model
 from dwsjax.models.probes import ProbeConfig, neuron_activations
 from dwsjax.optim import TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.recipes import RECIPES, FitRecipe, fit_recipe
+from dwsjax.run import RunConfig, run_classification
 from dwsjax.shape_quality import shape_quality
 from dwsjax.siren import (
     grid_coords,
@@ -68,6 +72,7 @@ from dwsjax.siren import (
     siren_init_batch,
 )
 from dwsjax.ssl import pretrain_simclr, simclr_model
+from dwsjax.ssl_run import SslConfig, run_simclr
 from dwsjax.store import InrBatch, InrStore
 from dwsjax.template_store import TemplateConfig, align_store, template_aligned
 from dwsjax.train import TrainConfig, train_classifier
@@ -124,6 +129,8 @@ __all__ = [
     "rendered_functions",
     "linear_probe",
     "shape_quality",
+    "FunctionProbeConfig",
+    "run_function_probe",
     # Augmentations and pipelines (Shamsian et al. 2024)
     "build_pipeline",
     "Pipeline",
@@ -162,4 +169,9 @@ __all__ = [
     "TRAIN_RECIPES",
     "simclr_model",
     "pretrain_simclr",
+    # Whole experiments as typed configurations (what the experiments' command lines run)
+    "RunConfig",
+    "run_classification",
+    "SslConfig",
+    "run_simclr",
 ]

@@ -12,10 +12,15 @@ The classifier: features standardised with the training set's mean and std,
 ``p(y | x) = softmax(x A + c)``, full-batch Adam on cross-entropy plus
 ``weight_decay * |A|^2 / 2``; the weight decay is chosen from a small grid by
 validation accuracy.
+
+:class:`FunctionProbeConfig` and :func:`run_function_probe` run it on the
+splits and INR stores of a classification run (``experiments.function_probe``
+is its command line).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +32,8 @@ import optax
 from dwsjax.data import shapes
 from dwsjax.data.sources import find_dataset_dir
 from dwsjax.data.targets import load_targets
+from dwsjax.presets import preset
+from dwsjax.run import CommonConfig, load_splits, resolve_protocol, setting
 from dwsjax.siren import render_image, render_sdf
 from dwsjax.weights import WeightSpace
 
@@ -173,3 +180,52 @@ def linear_probe(
         if best is None or result.val_accuracy > best.val_accuracy:
             best = result
     return best
+
+
+@dataclass(frozen=True)
+class FunctionProbeConfig(CommonConfig):
+    """The splits and INR stores of a classification run (:class:`~dwsjax.run.CommonConfig`: dataset,
+    objects, INR recipe; its training settings are unused) and the 3D grid size."""
+
+    grid: int = setting(16, help="3D: distance field and occupancy on grid^3 points")
+
+
+def run_function_probe(config: FunctionProbeConfig) -> dict:
+    """Fit (or reuse) the config's INR stores, then probe the INRs' rendered functions and the source data.
+
+    Args:
+        config: the splits (train objects, validation objects carved from train, test objects) and stores.
+
+    Returns:
+        One results row: the split sizes, INR recipe, steps and mean PSNR of the training store, the
+        grid, and train/test accuracy of :func:`linear_probe` on the INRs and on the source data.
+    """
+    config = resolve_protocol(config)
+    train, val, test, train_store = load_splits(config)
+    kind = preset(config.dataset).kind
+    resolution = image_resolution(config.dataset, config.data_dir) if kind == "image" else (config.grid,)
+    num_classes = len(train_store.metadata["class_names"])
+    inr = [
+        (rendered_functions(b.weights, kind, resolution, train_store.output_offset), b.labels)
+        for b in (train, val, test)
+    ]
+    source = [
+        (source_features(config.dataset, split, b.object_ids, config.grid, config.data_dir), b.labels)
+        for b, split in ((train, "train"), (val, "train"), (test, "test"))
+    ]
+    on_inrs, on_source = linear_probe(*inr, num_classes), linear_probe(*source, num_classes)
+    return {
+        "dataset": config.dataset,
+        "train_objects": len(train.labels),
+        "val_objects": len(val.labels),
+        "test_objects": len(test.labels),
+        "inr_recipe": config.inr_recipe,
+        "inr_steps": train_store.identity["steps"],
+        "inr_points": config.inr_points if kind == "shape" else "",
+        "grid": "x".join(map(str, resolution)),
+        "inr_store_psnr": round(train_store.summary()["mean_psnr"], 2),
+        "inr_test_accuracy": on_inrs.test_accuracy,
+        "inr_train_accuracy": on_inrs.train_accuracy,
+        "source_test_accuracy": on_source.test_accuracy,
+        "source_train_accuracy": on_source.train_accuracy,
+    }

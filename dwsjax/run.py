@@ -526,8 +526,18 @@ def write_history_csv(path: Path, epochs: list[dict]) -> None:
 
 
 def run_classification(config: RunConfig) -> dict:
-    """Resolve the protocol defaults, fit or reuse the stores, train, write the run directory
-    (``config.out``, removed again if the run fails before writing anything else); ``-> results``."""
+    """One classification run: resolve the protocol defaults, fit or reuse the INR stores, train, test.
+
+    Args:
+        config: every setting of the run; ``None`` fields take the protocol's, recipe's or model's default.
+
+    Returns:
+        The run's results, also written to ``<out>/results.json``: the resolved settings, ``test_accuracy``
+        and ``val_accuracy`` at ``best_epoch`` (best validation accuracy), ``final_train_accuracy``,
+        throughput and store facts. The run directory (``config.out_dir``) also gets ``history.csv``,
+        checkpoints and, with ``plot``, ``curves.png``; it is removed again if the run fails before
+        writing anything else, and ``resume`` continues it from its last checkpoint.
+    """
     from dwsjax.devices import use_all_cpu_cores
 
     config = resolve_protocol(config)

@@ -185,9 +185,17 @@ def compare_with_few_labels(
 
 
 def run_simclr(config: SslConfig) -> dict:
-    """Resolve the protocol defaults, fit or reuse the stores, pre-train, train both arms per labelled
-    fraction, write the run directory (``config.out``, removed again if the run fails before writing
-    anything else); ``-> results``."""
+    """One SimCLR experiment: resolve the protocol defaults, fit or reuse the INR stores, pre-train, then
+    train both classifier arms (pre-trained and random encoder) and the linear probes per labelled fraction.
+
+    Args:
+        config: every setting of the experiment; ``None`` fields take the protocol's or recipe's default.
+
+    Returns:
+        The results, also written to ``<out>/results.json``: the resolved settings and, per labelled
+        fraction, the test accuracies of both arms and both linear probes. The run directory is removed
+        again if the run fails before writing anything else; ``resume`` continues it.
+    """
     from dwsjax.devices import use_all_cpu_cores
 
     config = resolve_protocol(config)

@@ -21,27 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from dwsjax import run as run_module
-
-# Re-exported for experiments.function_probe and older callers: they live in dwsjax.run now.
-from dwsjax.run import (  # noqa: F401
-    DEFAULT_EPOCHS,
-    PAPER_MODELNET40,
-    CommonConfig,
-    RunConfig,
-    check_object_counts,
-    dws_config,
-    failed_fits_hint,
-    modelnet40_subset_note,
-    probe_config,
-    protocol_defaults,
-    resolved_recipe,
-    run_classification,
-    store_dir,
-    template_aligned_if_needed,
-    training_seconds,
-    write_history_csv,
-)
+from dwsjax.run import RunConfig, run_classification
 from experiments.cli import add_config_arguments, config_from_args, make_parser, run_cli
 
 # The training recipe's flags (dwsjax.optim), shared with experiments.views.
@@ -58,12 +38,6 @@ TRAINING_FIELDS = (
 )
 
 
-def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Data, training and run options shared by the experiment CLIs: the fields of
-    :class:`dwsjax.run.CommonConfig` (:func:`load_splits` reads them)."""
-    add_config_arguments(p, CommonConfig)
-
-
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
     """``--train-recipe`` and the optimiser flags that override its fields (dwsjax.optim)."""
     add_config_arguments(p, RunConfig, TRAINING_FIELDS)
@@ -76,22 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def config_of(args: argparse.Namespace) -> RunConfig:
-    """The :class:`RunConfig` of parsed flags (of this CLI or of one built with :func:`add_common_arguments`)."""
+    """The :class:`RunConfig` of parsed flags."""
     return config_from_args(RunConfig, args)
-
-
-def resolve_protocol(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill ``--epochs`` and ``--inr-recipe`` left unset (:func:`dwsjax.run.protocol_defaults`)."""
-    if args.epochs is None or args.inr_recipe is None:
-        for field, value in protocol_defaults(args.dataset, args.data_dir).items():
-            if getattr(args, field) is None:
-                setattr(args, field, value)
-    return args
-
-
-def load_splits(args: argparse.Namespace):
-    """:func:`dwsjax.run.load_splits` of parsed flags."""
-    return run_module.load_splits(config_of(args))
 
 
 def main(argv=None) -> dict:

@@ -3,10 +3,12 @@
     python -m experiments.function_probe --dataset modelnet10 --train-objects 3591 --val-objects 400 \\
         --inr-steps 300 --inr-points 1024
 
-Same splits and INR stores as ``experiments.classify`` with the same flags (the
-stores are fitted or reused). Images are rendered at their size, shapes as a
-distance field on a ``--grid``^3 grid; the source data goes through the same
-grid (pixels, point occupancy). The row is appended to
+One flag per field of :class:`dwsjax.function_probe.FunctionProbeConfig`: the
+splits and INR stores of ``experiments.classify`` with the same flags (the
+stores are fitted or reused; :func:`dwsjax.function_probe.run_function_probe`).
+Images are rendered at their size, shapes as a distance field on a
+``--grid``^3 grid; the source data goes through the same grid (pixels, point
+occupancy). The row is appended to
 ``results/function-probe.csv`` and ``results/function-probe.md`` is rendered
 again, with the weight-space models that ``experiments.reproduce`` ran on the
 same dataset, training-set size and INR recipe beside it: a model far below
@@ -22,8 +24,7 @@ from pathlib import Path
 
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
-from experiments.classify import add_common_arguments, load_splits, resolve_protocol
-from experiments.cli import make_parser, run_cli
+from experiments.cli import add_config_arguments, config_from_args, make_parser, run_cli
 from experiments.tables import mean_pm_std
 
 COLUMNS = [
@@ -44,12 +45,14 @@ COLUMNS = [
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """One flag per field of :class:`dwsjax.function_probe.FunctionProbeConfig`, then where the tables go."""
+    from dwsjax.function_probe import FunctionProbeConfig
+
     p = make_parser(__doc__)
-    add_common_arguments(p)
-    p.add_argument("--grid", type=int, default=16, help="3D: distance field and occupancy on grid^3 points")
+    add_config_arguments(p, FunctionProbeConfig)
     p.add_argument("--results-dir", default="results", help="where function-probe.csv/.md and the sets' CSVs are")
     p.add_argument("--table-only", action="store_true", help="only render function-probe.md again")
-    return resolve_protocol(p.parse_args(argv))
+    return p.parse_args(argv)
 
 
 def model_rows(results_dir: Path, row: dict) -> list[str]:
@@ -111,37 +114,9 @@ def main(argv=None) -> dict:
         atomic_write_text(results_dir / "function-probe.md", render_table(results_dir))
         return {}
     use_all_cpu_cores()
-    from dwsjax.function_probe import image_resolution, linear_probe, rendered_functions, source_features
-    from dwsjax.presets import preset
+    from dwsjax.function_probe import FunctionProbeConfig, run_function_probe
 
-    train, val, test, train_store = load_splits(args)
-    kind = preset(args.dataset).kind
-    resolution = image_resolution(args.dataset, args.data_dir) if kind == "image" else (args.grid,)
-    num_classes = len(train_store.metadata["class_names"])
-    inr = [
-        (rendered_functions(b.weights, kind, resolution, train_store.output_offset), b.labels)
-        for b in (train, val, test)
-    ]
-    source = [
-        (source_features(args.dataset, split, b.object_ids, args.grid, args.data_dir), b.labels)
-        for b, split in ((train, "train"), (val, "train"), (test, "test"))
-    ]
-    on_inrs, on_source = linear_probe(*inr, num_classes), linear_probe(*source, num_classes)
-    row = {
-        "dataset": args.dataset,
-        "train_objects": len(train.labels),
-        "val_objects": len(val.labels),
-        "test_objects": len(test.labels),
-        "inr_recipe": args.inr_recipe,
-        "inr_steps": train_store.identity["steps"],
-        "inr_points": args.inr_points if kind == "shape" else "",
-        "grid": "x".join(map(str, resolution)),
-        "inr_store_psnr": round(train_store.summary()["mean_psnr"], 2),
-        "inr_test_accuracy": on_inrs.test_accuracy,
-        "inr_train_accuracy": on_inrs.train_accuracy,
-        "source_test_accuracy": on_source.test_accuracy,
-        "source_train_accuracy": on_source.train_accuracy,
-    }
+    row = run_function_probe(config_from_args(FunctionProbeConfig, args))
     append_csv_rows(results_dir / "function-probe.csv", [row], COLUMNS)
     atomic_write_text(results_dir / "function-probe.md", render_table(results_dir))
     print(json.dumps(row))

@@ -145,11 +145,18 @@ def test_the_cli_has_one_flag_per_config_field():
         classify.parse_args(["--dataset", "imagenet"])
 
 
-def test_flags_of_other_commands_resolve_the_protocol_like_a_config():
-    """function_probe takes classify's common flags and resolves them alike."""
-    args = classify.resolve_protocol(classify.parse_args(["--dataset", "synthetic2d", "--no-progress"]))
-    assert (args.epochs, args.inr_recipe) == (DEFAULT_EPOCHS, DEFAULT_RECIPE)
-    assert classify.config_of(args) == RunConfig(epochs=DEFAULT_EPOCHS, inr_recipe=DEFAULT_RECIPE, progress=False)
+def test_the_function_probe_cli_has_the_common_flags_and_resolves_the_protocol_like_a_run():
+    """function_probe's flags are FunctionProbeConfig's fields (classify's common ones, then --grid), and
+    its config resolves epochs and INR recipe as a classification run's does."""
+    from dwsjax.function_probe import FunctionProbeConfig
+    from dwsjax.run import resolve_protocol
+    from experiments import function_probe
+    from experiments.cli import config_from_args
+
+    args = function_probe.parse_args(["--dataset", "synthetic2d", "--no-progress", "--grid", "8"])
+    config = resolve_protocol(config_from_args(FunctionProbeConfig, args))
+    assert config == FunctionProbeConfig(epochs=DEFAULT_EPOCHS, inr_recipe=DEFAULT_RECIPE, progress=False, grid=8)
+    assert resolve_protocol(classify.config_of(classify.parse_args(["--no-progress"]))).inr_recipe == DEFAULT_RECIPE
 
 
 def test_the_ssl_cli_has_one_flag_per_config_field_and_shares_the_common_ones():
