@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -194,6 +195,30 @@ def build_inr_store(
     return store
 
 
+def pending_shards(done: dict[str, dict], n_objects: int, config: InrDatasetConfig) -> list[int]:
+    """Indices of the shards of the first ``n_objects`` objects that a store's manifest entries ``done``
+    (``{"<index>": {"count": INRs, ...}}``) lack or hold fewer INRs of (a fuller shard, of more objects,
+    already holds them)."""
+    per_shard = config.shard_objects
+    pending = []
+    for index in range(math.ceil(n_objects / per_shard)):
+        count = (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
+        if str(index) not in done or done[str(index)]["count"] < count:
+            pending.append(index)
+    return pending
+
+
+def missing_inrs(root: str | os.PathLike, config: InrDatasetConfig, n_objects: int) -> int:
+    """How many INRs :func:`build_inr_store` would fit for the first ``n_objects`` objects into the store
+    at ``root`` (all of them when there is none); reads only the manifest."""
+    done = InrStore.open(root).manifest["shards"] if (Path(root) / MANIFEST).exists() else {}
+    per_shard = config.shard_objects
+    return sum(
+        (min(n_objects, (i + 1) * per_shard) - i * per_shard) * config.views
+        for i in pending_shards(done, n_objects, config)
+    )
+
+
 def fit_missing_shards(
     store: InrStore, targets: FitTargets, config: InrDatasetConfig, fit_config: FitConfig, progress: bool
 ) -> None:
@@ -210,14 +235,9 @@ def fit_missing_shards(
         warnings.warn(
             f"INR store {store.root}: {store.shard_path(index).name} is damaged: {problem}; {action}", stacklevel=3
         )
-    pending = []
-    for index in range(math.ceil(n_objects / per_shard)):
-        count = (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
-        done = store.manifest["shards"].get(str(index))
-        if done is None or done["count"] < count:  # a fuller shard (more objects) already holds these
-            pending.append(index)
-        else:
-            store.remove_parts(index)
+    pending = pending_shards(store.manifest["shards"], n_objects, config)
+    for index in set(range(math.ceil(n_objects / per_shard))) - set(pending):
+        store.remove_parts(index)
     bar = tqdm(
         total=sum(min(per_shard, n_objects - i * per_shard) * config.views for i in pending),
         unit="INR",

@@ -382,14 +382,11 @@ def failed_fits_hint(summary: dict) -> str:
     )
 
 
-def load_splits(config: CommonConfig):
-    """Train, validation and test :class:`InrBatch` es and the training store, fitting or reusing the
-    stores: ``(train, val, test, train_store)``. ``config.inr_recipe`` must be resolved."""
-    check_object_counts(config)
-    import numpy as np
-
-    from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
-    from dwsjax.store import objects_in_order, select
+def store_configs(config: CommonConfig):
+    """The INR stores a run reads: ``((train_config, objects), (test_config, objects))``, the
+    :class:`~dwsjax.inr_datasets.InrDatasetConfig` of each and how many of its objects the run needs
+    (``None``: the whole split). The training store holds the validation objects too."""
+    from dwsjax.inr_datasets import InrDatasetConfig
 
     fitting = dict(
         recipe=config.inr_recipe or DEFAULT_RECIPE,
@@ -404,17 +401,33 @@ def load_splits(config: CommonConfig):
             f"--store-views {store_views} is fewer than --views {config.views}; "
             "fit at least as many views as the run trains on"
         )
-    train_cfg = InrDatasetConfig(config.dataset, "train", views=store_views, **fitting)
-    test_cfg = InrDatasetConfig(config.dataset, "test", views=1, **fitting)
     known = config.train_objects is not None and config.val_objects is not None
-    objects = config.train_objects + config.val_objects if known else None
+    return (
+        (
+            InrDatasetConfig(config.dataset, "train", views=store_views, **fitting),
+            config.train_objects + config.val_objects if known else None,
+        ),
+        (InrDatasetConfig(config.dataset, "test", views=1, **fitting), config.test_objects),
+    )
+
+
+def load_splits(config: CommonConfig):
+    """Train, validation and test :class:`InrBatch` es and the training store, fitting or reusing the
+    stores: ``(train, val, test, train_store)``. ``config.inr_recipe`` must be resolved."""
+    check_object_counts(config)
+    import numpy as np
+
+    from dwsjax.inr_datasets import build_inr_store
+    from dwsjax.store import objects_in_order, select
+
+    (train_cfg, objects), (test_cfg, test_objects) = store_configs(config)
     train_store = build_inr_store(
         store_dir(config.cache_dir, train_cfg.identity()), train_cfg, objects, config.data_dir, progress=config.progress
     )
     test_store = build_inr_store(
         store_dir(config.cache_dir, test_cfg.identity()),
         test_cfg,
-        config.test_objects,
+        test_objects,
         config.data_dir,
         progress=config.progress,
     )
@@ -491,6 +504,32 @@ def probe_config(config, activation: str) -> dict:
     return {"probe": ProbeConfig(config.probe_points, config.probe_inputs == "learned", activation)}
 
 
+def run_model(config: RunConfig, spec, num_classes: int, activation: str, recipe: TrainRecipe):
+    """The run's classifier: ``config.model`` for INRs of ``spec`` and ``activation`` with the run's width,
+    depth, DWS layout and probe features and the recipe's dropout."""
+    from dwsjax.models import build_model, depth_config, width_config
+
+    return build_model(
+        config.model,
+        spec,
+        num_classes,
+        dropout=recipe.dropout,
+        **width_config(config.model, config.hidden),
+        **depth_config(config.model, config.depth),
+        **dws_config(config),
+        **probe_config(config, activation),
+    )
+
+
+def run_pipeline(config: RunConfig, activation: str):
+    """The run's augmentation :class:`~dwsjax.augment.Pipeline` (``None`` for ``augment="none"``)."""
+    from dwsjax.augment import build_pipeline
+
+    if config.augment == "none":
+        return None
+    return build_pipeline(config.augment, activation=activation, solver=config.matching_solver)
+
+
 def run_facts(config: RunConfig, val, test, template, partners=None) -> dict:
     """What a resumed run must share with its checkpoint beyond the model, recipe and training INRs."""
     return {
@@ -549,9 +588,8 @@ def run_classification(config: RunConfig) -> dict:
 
 def run_in(config: RunConfig, out: Path) -> dict:
     """:func:`run_classification` in the directory ``out`` of a resolved ``config``; ``-> results``."""
-    from dwsjax.augment import build_pipeline
     from dwsjax.checkpoints import refuse_overwrite
-    from dwsjax.models import build_model, depth_config, model_param_counts, width_config
+    from dwsjax.models import model_param_counts
     from dwsjax.plots import plot_curves
     from dwsjax.train import TrainConfig, train_classifier
 
@@ -561,22 +599,9 @@ def run_in(config: RunConfig, out: Path) -> dict:
     train, val, test, train_store = load_splits(config)
     class_names = train_store.metadata["class_names"]
     recipe_name, recipe = resolved_recipe(config)
-    model = build_model(
-        config.model,
-        train_store.spec,
-        len(class_names),
-        dropout=recipe.dropout,
-        **width_config(config.model, config.hidden),
-        **depth_config(config.model, config.depth),
-        **dws_config(config),
-        **probe_config(config, train_store.activation),
-    )
+    model = run_model(config, train_store.spec, len(class_names), train_store.activation, recipe)
     train_config = TrainConfig(recipe, epochs=config.epochs, seed=config.seed)
-    augment = (
-        None
-        if config.augment == "none"
-        else build_pipeline(config.augment, activation=train_store.activation, solver=config.matching_solver)
-    )
+    augment = run_pipeline(config, train_store.activation)
     train, template = template_aligned_if_needed(
         [config.augment], train, train_store, template_config, config.matching_solver, config.progress
     )

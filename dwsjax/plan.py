@@ -1,0 +1,261 @@
+"""What runs will cost before they run: the work, FLOPs and projected time of each step.
+
+A plan of classification runs (:class:`~dwsjax.run.RunConfig`) has one step per
+INR store to fit (once however many runs read it; only the INRs it lacks) and
+one per training run. Work is counted in INR-steps for fitting (INRs times the
+recipe's step cap: an upper bound, as an INR stops early at the recipe's target
+PSNR) and in samples for training (training INRs times epochs, plus the
+validation and test INRs evaluated after every epoch). FLOPs come from XLA's
+cost analysis of the jitted fitting step (one Adam step of a chunk of SIRENs,
+:func:`dwsjax.fit.siren_mse_and_grad`) and training step
+(:func:`dwsjax.train.train_step`, augmentations included, host-side weight
+matching not counted); an evaluated sample counts as a third of a trained one
+(its forward pass) in FLOPs and time; seconds come from a short timed probe of the same code on
+the devices present (:func:`dwsjax.fit.fit_sirens` on random targets,
+:func:`dwsjax.train.train_classifier` for two epochs on random SIRENs), plus
+the compilation each step pays once.
+Steps the probes share (same store recipe, same model and augmentation) are
+probed once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dwsjax.data import load_targets
+from dwsjax.fit import FitConfig, adam_init, adam_step, fit_sirens, siren_mse_and_grad
+from dwsjax.inr_datasets import InrDatasetConfig, missing_inrs
+from dwsjax.presets import preset
+from dwsjax.run import (
+    RunConfig,
+    check_object_counts,
+    resolve_protocol,
+    resolved_recipe,
+    run_model,
+    run_pipeline,
+    store_configs,
+    store_dir,
+)
+from dwsjax.siren import siren_init_batch
+from dwsjax.store import InrBatch
+from dwsjax.train import TrainConfig, create_state, train_classifier, train_step
+from dwsjax.weights import weight_stats
+
+PROBE_FIT_STEPS = 250
+PROBE_FIT_CHUNKS = 4
+PROBE_TRAIN_BATCHES = 16
+
+
+class PlanStep(NamedTuple):
+    """One step of a plan.
+
+    Attributes:
+        what: e.g. ``"fit fmnist/train, 10 views"`` or a run's name.
+        work: INR-steps (fitting) or samples (training and evaluation).
+        unit: ``"INR-steps"`` or ``"samples"``.
+        gflop: the step's GFLOP (XLA cost analysis times work).
+        seconds: projected wall time on the devices present.
+        note: e.g. ``"cached"`` or how many INRs of a store are already fitted.
+    """
+
+    what: str
+    work: int
+    unit: str
+    gflop: float
+    seconds: float
+    note: str = ""
+
+
+def step_flops(jitted, *args) -> float:
+    """FLOPs of one call of the jitted function on ``args`` as XLA's cost analysis of the lowered program
+    counts them (no compilation)."""
+    cost = jitted.lower(*args).cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
+
+
+def fit_probe(fit_config: FitConfig, points: int) -> tuple[float, float, float]:
+    """``(FLOPs per INR-step, INR-steps per second, compile seconds)`` of fitting SIRENs of ``fit_config``
+    to ``points`` values each: the cost of one Adam step of a chunk, and :func:`fit_sirens` on
+    :data:`PROBE_FIT_CHUNKS` chunks per device for :data:`PROBE_FIT_STEPS` steps, timed on its second
+    call (the first one's extra time is the compilation)."""
+    spec, chunk = fit_config.spec, fit_config.chunk_size
+    n = PROBE_FIT_CHUNKS * chunk * len(jax.devices())
+    coords = jax.random.uniform(jax.random.key(0), (points, spec.widths[0]), minval=-1.0, maxval=1.0)
+    targets = jax.random.uniform(jax.random.key(1), (n, points, spec.widths[-1]))
+    ws = siren_init_batch(jax.random.split(jax.random.key(2), chunk), spec)
+
+    @jax.jit
+    def one_step(ws, adam, targets):
+        _, grads = siren_mse_and_grad(ws, coords, targets, fit_config.w0)
+        return adam_step(ws, grads, adam, fit_config.learning_rate)
+
+    flops = step_flops(one_step, ws, adam_init(ws, chunk), targets[:chunk]) / chunk
+    config = fit_config._replace(steps=PROBE_FIT_STEPS, target_psnr=None)
+    keys = jax.random.split(jax.random.key(3), n)
+    seconds = []
+    for _ in range(2):
+        start = time.perf_counter()
+        jax.block_until_ready(fit_sirens(keys, coords, targets, config))
+        seconds.append(time.perf_counter() - start)
+    return flops, n * PROBE_FIT_STEPS / seconds[1], max(seconds[0] - seconds[1], 0.0)
+
+
+def random_inrs(spec, n: int, num_classes: int, seed: int = 0) -> InrBatch:
+    """``n`` freshly initialised SIRENs of ``spec`` with labels ``0, 1, ..., num_classes - 1, 0, ...``."""
+    ws = siren_init_batch(jax.random.split(jax.random.key(seed), n), spec)
+    ids = np.arange(n)
+    return InrBatch(jax.tree.map(np.asarray, ws), ids % num_classes, ids, np.zeros(n, np.int64))
+
+
+def train_probe(config: RunConfig, spec, num_classes: int, activation: str) -> tuple[float, float, float]:
+    """``(FLOPs per training sample, training samples per second, compile seconds)`` of the run's model,
+    recipe and augmentation: :func:`train_step`'s cost on one batch, and two epochs of
+    :func:`train_classifier` on :data:`PROBE_TRAIN_BATCHES` batches of random SIRENs, validated and tested
+    on one batch each: the second epoch's wall time, evaluation counted as training (dispatch is
+    asynchronous, so only whole epochs time honestly), and the first epoch's extra time."""
+    _, recipe = resolved_recipe(config)
+    model = run_model(config, spec, num_classes, activation, recipe)
+    augment = run_pipeline(config, activation)
+    n = recipe.batch_size * PROBE_TRAIN_BATCHES
+    data = random_inrs(spec, n, num_classes)
+    one_batch = InrBatch(*(jax.tree.map(lambda x: x[: recipe.batch_size], part) for part in data))
+    partners = None if config.partners is None else data
+    train_config = TrainConfig(recipe, epochs=2, seed=0)
+    pairs = None if partners is None else (one_batch.weights, jnp.asarray(one_batch.labels))
+    args = (create_state(model, data, train_config), one_batch.weights, jnp.asarray(one_batch.labels))
+    args += (jax.random.key(0), weight_stats(data.weights), num_classes, augment, pairs)
+    flops = step_flops(train_step, *args) / recipe.batch_size
+    history = train_classifier(
+        model, data, one_batch, one_batch, num_classes, train_config, augment, progress=False, partners=partners
+    )
+    first, second = (e["epoch_seconds"] for e in history["epochs"])
+    return flops, n / second, max(first - second, 0.0)
+
+
+def object_counts(config: RunConfig) -> tuple[int, int, int]:
+    """``(train, val, test)`` objects of a run whose counts are all given."""
+    counts = (config.train_objects, config.val_objects, config.test_objects)
+    if None in counts:
+        raise ValueError(
+            f"a plan needs the object counts of every run; {config.run_name} leaves train/val/test objects "
+            f"{counts} to the split's size: give --train-objects, --val-objects and --test-objects"
+        )
+    return counts
+
+
+def points_per_inr(store: InrDatasetConfig, data_dir: str | None) -> int:
+    """Fitting targets per INR: an image's pixels, or a shape's distance samples."""
+    if preset(store.dataset).kind == "shape":
+        return store.n_points
+    return int(np.prod(load_targets(store.dataset, "test", data_dir, limit=1).shape[:2]))
+
+
+def fit_plan(configs: list[RunConfig]) -> list[PlanStep]:
+    """One step per INR store the runs read (the largest object count asked of each), for the INRs the
+    store in the runs' cache lacks."""
+    needed: dict[str, tuple[InrDatasetConfig, int, str, str | None]] = {}
+    for config in configs:
+        check_object_counts(config)
+        train, val, test = object_counts(config)
+        for store, objects in zip(store_configs(config), (train + val, test)):
+            path = str(store_dir(config.cache_dir, store[0].identity()))
+            if path not in needed or needed[path][1] < objects:
+                needed[path] = (store[0], objects, path, config.data_dir)
+    probes: dict[tuple, tuple[float, float, float]] = {}
+    steps = []
+    for store, objects, path, data_dir in needed.values():
+        fit_config = store.fit_config()
+        points = points_per_inr(store, data_dir)
+        if (fit_config, points) not in probes:
+            probes[(fit_config, points)] = fit_probe(fit_config, points)
+        flops, rate, compile_seconds = probes[(fit_config, points)]
+        missing = missing_inrs(path, store, objects)
+        total = objects * store.views
+        work = missing * fit_config.steps
+        note = "cached" if missing == 0 else ("" if missing == total else f"{total - missing} of {total} cached")
+        what = f"fit {store.dataset}/{store.split}: {objects} objects x {store.views} views ({store.recipe})"
+        seconds = work / rate + (compile_seconds if work else 0.0)
+        steps.append(PlanStep(what, work, "INR-steps", work * flops / 1e9, seconds, note))
+    return steps
+
+
+def probe_key(config: RunConfig) -> RunConfig:
+    """What a training probe depends on: the run without its seed, views, epochs, objects and places."""
+    return config.replace(
+        seed=0,
+        views=1,
+        store_views=None,
+        epochs=None,
+        train_objects=None,
+        val_objects=None,
+        test_objects=None,
+        out=None,
+        resume=False,
+        plot=False,
+        progress=False,
+    )
+
+
+def train_plan(config: RunConfig, probes: dict) -> PlanStep:
+    """The training step of one run: its epochs over the training INRs, with validation and test after each;
+    ``probes`` caches :func:`train_probe` results by :func:`probe_key`."""
+    train, val, test = object_counts(config)
+    store = store_configs(config)[0][0]
+    key = probe_key(config)
+    if key not in probes:
+        spec = preset(config.dataset).spec
+        num_classes = len(load_targets(config.dataset, "test", config.data_dir, limit=1).class_names)
+        probes[key] = train_probe(config, spec, num_classes, "sine")
+    flops, rate, compile_seconds = probes[key]
+    samples = train * config.views * config.epochs
+    evaluated = (val + test) * config.epochs
+    work = samples + evaluated / 3
+    note = "" if config.partners is None else f"partners: {store.views} views"
+    what = f"train {config.run_name}: {config.epochs} epochs"
+    return PlanStep(what, samples + evaluated, "samples", work * flops / 1e9, work / rate + compile_seconds, note)
+
+
+def plan(configs: list[RunConfig]) -> list[PlanStep]:
+    """The steps of running ``configs`` in order: fitting every store they read, then each training run.
+
+    Args:
+        configs: the runs; their object counts must be given (a plan does not read whole splits).
+
+    Returns:
+        :class:`PlanStep` s: one per store to fit, then one per run.
+
+    Raises:
+        ValueError: a run leaves an object count to the split's size, or asks for a store it cannot have.
+    """
+    from dwsjax.devices import use_all_cpu_cores
+
+    use_all_cpu_cores()
+    configs = [resolve_protocol(c) for c in configs]
+    probes: dict = {}
+    return fit_plan(configs) + [train_plan(c, probes) for c in configs]
+
+
+def format_plan(steps: list[PlanStep]) -> str:
+    """A markdown table of ``steps`` with their totals, times in hours and minutes."""
+
+    def duration(seconds: float) -> str:
+        minutes = round(seconds / 60)
+        return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{seconds / 60:.1f} min"
+
+    lines = [
+        f"devices: {len(jax.devices())} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
+        "",
+        "| step | work | TFLOP | projected here | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for s in steps:
+        lines.append(f"| {s.what} | {s.work:,} {s.unit} | {s.gflop / 1e3:.2f} | {duration(s.seconds)} | {s.note} |")
+    total_s = sum(s.seconds for s in steps)
+    total_f = sum(s.gflop for s in steps) / 1e3
+    lines.append(f"| **total** | | **{total_f:.2f}** | **{duration(total_s)}** | |")
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""dwsjax.plan: a plan counts the work a tiny protocol will do, skips what is cached, and refuses runs it
+cannot count."""
+
+import pytest
+
+from dwsjax.inr_datasets import build_inr_store
+from dwsjax.plan import format_plan, plan
+from dwsjax.run import RunConfig, store_configs, store_dir
+
+
+def tiny(tmp_path, **changes) -> RunConfig:
+    config = RunConfig(
+        dataset="synthetic2d",
+        train_objects=6,
+        val_objects=2,
+        test_objects=4,
+        views=2,
+        epochs=3,
+        inr_steps=20,
+        model="mlp",
+        hidden=8,
+        batch_size=4,
+        cache_dir=str(tmp_path / "cache"),
+        progress=False,
+    )
+    return config.replace(**changes)
+
+
+@pytest.mark.slow
+def test_the_plan_of_a_tiny_protocol_counts_its_work_and_skips_cached_stores(tmp_path):
+    config = tiny(tmp_path)
+    fit_train, fit_test, train = plan([config])
+    assert (fit_train.work, fit_test.work) == ((6 + 2) * 2 * 20, 4 * 20)
+    assert train.work == 6 * 2 * 3 + (2 + 4) * 3 and train.unit == "samples"
+    assert all(step.seconds > 0 and step.gflop > 0 for step in (fit_train, fit_test, train))
+    assert "**total**" in format_plan([fit_train, fit_test, train])
+
+    (test_store, test_objects) = store_configs(config)[1]
+    build_inr_store(store_dir(config.cache_dir, test_store.identity()), test_store, test_objects, progress=False)
+    fit_train_again, fit_test_again, _ = plan([config, config.replace(seed=1)])[:3]
+    assert fit_train_again.work == fit_train.work
+    assert (fit_test_again.work, fit_test_again.note) == (0, "cached")
+
+
+def test_a_plan_needs_every_object_count(tmp_path):
+    with pytest.raises(ValueError, match="--train-objects, --val-objects and --test-objects"):
+        plan([tiny(tmp_path, test_objects=None)])
