@@ -3,16 +3,20 @@
 Whole files are written to a temporary file beside the target, synced, then
 renamed over it, so a killed job leaves either the old file or the new one,
 never half of one. Results tables grow by whole synced CSV rows. Directories a
-failed job created are removed when it left nothing of value in them.
+failed job created are removed when it left nothing of value in them. Jobs that
+write the same directory (two processes fitting or aligning one INR store) take
+turns through an exclusive lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -101,3 +105,26 @@ def removed_on_failure(directory: str | os.PathLike, disposable: Sequence[str] =
         if created is not None and created.exists() and holds_only(created, disposable):
             shutil.rmtree(created)
         raise
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(directory: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold the exclusive lock of ``directory`` (its file :data:`LOCK`, created with the directory if
+    absent) for the block. Another process asking for it meanwhile says on stderr that it waits for
+    ``what`` and waits; the lock goes with its holder's process (an advisory ``flock``), so a killed
+    holder never leaves a stale one."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"dwsjax: waiting for another process {what} ({directory})", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dwsjax.data import FitTargets, load_targets
-from dwsjax.files import removed_on_failure
+from dwsjax.files import LOCK, exclusive_lock, removed_on_failure
 from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
 from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
@@ -180,7 +180,7 @@ def build_inr_store(
     """
     if config.views < 1:
         raise ValueError(f"views must be >= 1, got {config.views}")
-    with removed_on_failure(out_dir, disposable=(MANIFEST,)):
+    with removed_on_failure(out_dir, disposable=(MANIFEST, LOCK)), exclusive_lock(out_dir, "fitting this INR store"):
         store = InrStore.create_or_resume(out_dir, config.identity())
         targets = load_targets(
             config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points

@@ -13,7 +13,9 @@ Layout, inside the INR store's directory::
 refitted to other bytes) or other template settings use another directory;
 directories made for an earlier state of the INR store are deleted. Files are
 written atomically, manifest last, one per barycentre round and per shard, so
-a killed alignment keeps its finished rounds and shards and a rerun continues.
+a killed alignment keeps its finished rounds and shards and a rerun continues;
+a second process aligning the same store waits for the first
+(:func:`dwsjax.files.exclusive_lock`) and then reads its result.
 Permutations rather than aligned weights are kept: the INR store stays the one
 copy of the weights, and applying a permutation is cheap.
 """
@@ -31,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dwsjax.files import atomic_write_text
+from dwsjax.files import atomic_write_text, exclusive_lock
 from dwsjax.matching import mlp_permutation_spec, permute_neurons
 from dwsjax.store import NPZ_ERRORS, InrBatch, InrStore, read_npz, sha256, write_npz
 from dwsjax.templates import TemplateConfig, align_to, barycentre_round
@@ -192,6 +194,12 @@ def align_store(
     Raises:
         ValueError: If ``config`` is out of range or no INR has finite weights.
     """
+    with exclusive_lock(store.root / TEMPLATES, "aligning this INR store"):
+        return _align_store(store, config, solver, progress, stop_after)
+
+
+def _align_store(store: InrStore, config: TemplateConfig, solver: str, progress: bool, stop_after: int | None):
+    """:func:`align_store` while holding the lock of the store's template directories."""
     identity = template_identity(store, config)
     root = template_dir(store, config)
     root.mkdir(parents=True, exist_ok=True)

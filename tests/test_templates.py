@@ -166,3 +166,21 @@ def test_alignment_refuses_inrs_it_does_not_hold(aligned_store, tmp_path):
 def test_bad_template_settings_are_refused():
     with pytest.raises(ValueError, match="template rounds must be >= 0, got -1"):
         TemplateConfig(rounds=-1).check()
+
+
+def test_two_aligners_of_one_store_take_turns_and_agree(aligned_store, tmp_path, work):
+    """Two jobs aligning one store at once (threads here; the lock is per open file, as between processes):
+    one computes, the other waits and reads its result; nothing is computed twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store, complete = aligned_store
+    shutil.copytree(store.root, tmp_path / "store", ignore=shutil.ignore_patterns("templates"))
+    copy = InrStore.open(tmp_path / "store")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: align_store(copy, CONFIG, progress=False), range(2)))
+    assert sorted(work, key=str) == sorted(
+        [("round", None)] * CONFIG.rounds + [("shard", i) for i in range(SHARDS)], key=str
+    )
+    for result in results:
+        for a, b in zip(jax.tree.leaves(result), jax.tree.leaves(complete)):
+            np.testing.assert_array_equal(a, b)
