@@ -9,6 +9,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 BATCH_AXIS = "batch"
+TRAIN_DEVICES = "DWSJAX_TRAIN_DEVICES"
 
 
 def use_all_cpu_cores() -> None:
@@ -41,8 +42,14 @@ def data_parallel_mesh() -> Mesh:
     now and then on a busy machine (all threads waiting in the rendezvous; XLA aborts
     after 40 s). One CPU device needs no collective and its matrix products still use
     every core. Fitting (``local_mesh``) has no collectives and keeps one device per core.
+    ``DWSJAX_TRAIN_DEVICES=n`` trains on the first ``n`` local devices instead, CPU included.
     """
     devices = jax.local_devices()
-    if devices[0].platform == "cpu":
+    wanted = os.environ.get(TRAIN_DEVICES)
+    if wanted:
+        if not wanted.isdigit() or not 1 <= int(wanted) <= len(devices):
+            raise ValueError(f"{TRAIN_DEVICES}={wanted!r}: give a device count from 1 to {len(devices)}")
+        devices = devices[: int(wanted)]
+    elif devices[0].platform == "cpu":
         devices = devices[:1]
     return Mesh(np.array(devices), (BATCH_AXIS,))
