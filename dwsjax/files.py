@@ -111,18 +111,19 @@ LOCK = ".lock"
 
 
 @contextlib.contextmanager
-def exclusive_lock(directory: str | os.PathLike, what: str) -> Iterator[None]:
-    """Hold the exclusive lock of ``directory`` (its file :data:`LOCK`, created with the directory if
-    absent) for the block. Another process asking for it meanwhile says on stderr that it waits for
-    ``what`` and waits; the lock goes with its holder's process (an advisory ``flock``), so a killed
-    holder never leaves a stale one."""
+def exclusive_lock(directory: str | os.PathLike, what: str | None, name: str = LOCK) -> Iterator[None]:
+    """Hold the exclusive lock ``name`` of ``directory`` (a file, created with the directory if absent)
+    for the block. Another process asking for it meanwhile waits, saying on stderr that it waits for
+    ``what`` (silently for ``None``); the lock goes with its holder's process (an advisory ``flock``),
+    so a killed holder never leaves a stale one."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK, "a") as handle:
+    with open(directory / name, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"dwsjax: waiting for another process {what} ({directory})", file=sys.stderr, flush=True)
+            if what is not None:
+                print(f"dwsjax: waiting for another process {what} ({directory})", file=sys.stderr, flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -17,7 +20,7 @@ from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
 from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
 from dwsjax.shape_quality import shape_quality
-from dwsjax.store import MANIFEST, InrStore, fit_status
+from dwsjax.store import MANIFEST, MANIFEST_LOCK, InrStore, fit_status
 from dwsjax.weights import flatten_weights
 
 PART_OBJECTS = 64
@@ -150,6 +153,7 @@ def build_inr_store(
     data_dir: str | os.PathLike | None = None,
     chunk_size: int = 8,
     progress: bool = True,
+    worker: tuple[int, int] | None = None,
 ) -> InrStore:
     """Fit ``views`` SIRENs for each of the first ``objects`` objects, shard by shard.
 
@@ -162,6 +166,14 @@ def build_inr_store(
     ``PART_OBJECTS * views`` fitted INRs. A failed call that created the store
     directory and fitted nothing removes it again.
 
+    Several processes share the work: with ``worker = (i, n)`` a process fits
+    the shards whose index is ``i`` modulo ``n``, then waits until the others
+    have recorded theirs. By default every process of a ``jax.distributed`` job
+    is a worker (``jax.process_index()``, ``jax.process_count()``), so ``n``
+    hosts sharing a file system fit a store ``n`` times faster, and a rerun
+    refits the shards of a killed job. A single process holds the store's lock
+    while it fits: a second one started meanwhile waits, then reuses the result.
+
     Args:
         out_dir: The store's directory (created if absent).
         config: Dataset, split, views, seed and fitting recipe: the store's identity.
@@ -169,6 +181,7 @@ def build_inr_store(
         data_dir: Dataset root (default: ``$DWSJAX_DATA_DIR``; :func:`dwsjax.data.load_targets`).
         chunk_size: INRs that step together on one device.
         progress: Show a progress bar.
+        worker: ``(index, count)`` of this process among those fitting the store together.
 
     Returns:
         The :class:`InrStore`; ``store.load()`` gives its INRs as an :class:`InrBatch`.
@@ -180,7 +193,11 @@ def build_inr_store(
     """
     if config.views < 1:
         raise ValueError(f"views must be >= 1, got {config.views}")
-    with removed_on_failure(out_dir, disposable=(MANIFEST, LOCK)), exclusive_lock(out_dir, "fitting this INR store"):
+    index, count = (jax.process_index(), jax.process_count()) if worker is None else worker
+    if not 0 <= index < count:
+        raise ValueError(f"worker {index} of {count}: the index must lie in [0, {count})")
+    alone = exclusive_lock(out_dir, "fitting this INR store") if count == 1 else contextlib.nullcontext()
+    with removed_on_failure(out_dir, disposable=(MANIFEST, LOCK, MANIFEST_LOCK)), alone:
         store = InrStore.create_or_resume(out_dir, config.identity())
         targets = load_targets(
             config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
@@ -191,8 +208,19 @@ def build_inr_store(
             object_shape=list(targets.shape),
             activation="sine",
         )
-        fit_missing_shards(store, targets, config, config.fit_config(chunk_size), progress)
+        fit_missing_shards(store, targets, config, config.fit_config(chunk_size), progress, (index, count))
+        wait_for_shards(store, len(targets.labels), config)
     return store
+
+
+def wait_for_shards(store: InrStore, n_objects: int, config: InrDatasetConfig, poll_seconds: float = 1.0) -> None:
+    """Return once ``store``'s manifest on disk lists every shard of the first ``n_objects`` objects
+    (those other workers fit)."""
+    while True:
+        store.reload()
+        if not pending_shards(store.manifest["shards"], n_objects, config):
+            return
+        time.sleep(poll_seconds)
 
 
 def pending_shards(done: dict[str, dict], n_objects: int, config: InrDatasetConfig) -> list[int]:
@@ -220,9 +248,15 @@ def missing_inrs(root: str | os.PathLike, config: InrDatasetConfig, n_objects: i
 
 
 def fit_missing_shards(
-    store: InrStore, targets: FitTargets, config: InrDatasetConfig, fit_config: FitConfig, progress: bool
+    store: InrStore,
+    targets: FitTargets,
+    config: InrDatasetConfig,
+    fit_config: FitConfig,
+    progress: bool,
+    worker: tuple[int, int] = (0, 1),
 ) -> None:
-    """Repair ``store``, then fit every shard of ``targets`` it lacks, part by part (see :func:`build_inr_store`)."""
+    """Repair ``store``, then fit every shard of ``targets`` it lacks that is ``worker``'s, part by part
+    (see :func:`build_inr_store`)."""
     n_objects = len(targets.labels)
     per_shard = config.shard_objects
     for index, problem in store.repair().items():
@@ -235,9 +269,10 @@ def fit_missing_shards(
         warnings.warn(
             f"INR store {store.root}: {store.shard_path(index).name} is damaged: {problem}; {action}", stacklevel=3
         )
-    pending = pending_shards(store.manifest["shards"], n_objects, config)
-    for index in set(range(math.ceil(n_objects / per_shard))) - set(pending):
-        store.remove_parts(index)
+    missing = pending_shards(store.manifest["shards"], n_objects, config)
+    for index in set(range(math.ceil(n_objects / per_shard))) - set(missing):
+        store.remove_parts(index)  # leftovers of a shard that is done
+    pending = [i for i in missing if i % worker[1] == worker[0]]
     bar = tqdm(
         total=sum(min(per_shard, n_objects - i * per_shard) * config.views for i in pending),
         unit="INR",

@@ -37,10 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dwsjax.files import atomic_write_bytes, atomic_write_text
+from dwsjax.files import atomic_write_bytes, atomic_write_text, exclusive_lock
 from dwsjax.weights import MLPSpec, WeightSpace, flatten_weights, unflatten_weights
 
 MANIFEST = "manifest.json"
+MANIFEST_LOCK = ".manifest.lock"  # held while the manifest is read, changed and written back
 FORMAT_VERSION = 1
 STATUS_OK, STATUS_NAN, STATUS_DIVERGED = "ok", "nan", "diverged"
 SHARD_COLUMNS = ("weights", "labels", "object_ids", "view_ids", "mse", "psnr", "steps", "status")
@@ -203,9 +204,11 @@ class InrStore:
                     f"Use another output directory, or delete {root} to refit."
                 )
             return store
-        root.mkdir(parents=True, exist_ok=True)
-        store = cls(root, {"format": FORMAT_VERSION, "identity": identity, "shards": {}})
-        store._write_manifest()
+        with exclusive_lock(root, None, MANIFEST_LOCK):  # another process may create it meanwhile
+            if (root / MANIFEST).exists():
+                return cls.create_or_resume(root, identity)
+            store = cls(root, {"format": FORMAT_VERSION, "identity": identity, "shards": {}})
+            store._write_manifest()
         return store
 
     @property
@@ -270,18 +273,31 @@ class InrStore:
 
     def _store_shard(self, index: int, columns: dict[str, np.ndarray]) -> None:
         checksum = write_npz(self.shard_path(index), columns)
-        self.manifest["shards"][str(index)] = {
+        entry = {
             "file": self.shard_path(index).name,
             "count": int(columns["weights"].shape[0]),
             "sha256": checksum,
             **{k: v.tolist() for k, v in columns.items() if k != "weights"},
         }
-        self._write_manifest()
+        with exclusive_lock(self.root, None, MANIFEST_LOCK):
+            self.reload()
+            self.manifest["shards"][str(index)] = entry
+            self._write_manifest()
+
+    def reload(self) -> None:
+        """Read the shards and metadata the manifest on disk holds (other processes may have changed them)."""
+        on_disk = json.loads((self.root / MANIFEST).read_text())
+        self.manifest.update({k: on_disk[k] for k in ("shards", "metadata") if k in on_disk})
 
     def repair(self) -> dict[int, str]:
         """Drop every listed shard whose file is missing or damaged (deleting the file) so
         that it is refitted; record the checksum of intact shards written before
         checksums existed. Returns ``{index: problem}`` of the dropped shards."""
+        with exclusive_lock(self.root, None, MANIFEST_LOCK):
+            self.reload()
+            return self._repair()
+
+    def _repair(self) -> dict[int, str]:
         damaged, unchecked = {}, []
         for index in self.done_shards():
             entry = self.manifest["shards"][str(index)]
@@ -301,8 +317,10 @@ class InrStore:
 
     def update_metadata(self, **entries) -> None:
         """Record JSON-able facts about the store (class names, object kind, ...)."""
-        self.manifest.setdefault("metadata", {}).update(entries)
-        self._write_manifest()
+        with exclusive_lock(self.root, None, MANIFEST_LOCK):
+            self.reload()
+            self.manifest.setdefault("metadata", {}).update(entries)
+            self._write_manifest()
 
     @property
     def metadata(self) -> dict:

@@ -169,3 +169,46 @@ def test_objects_follow_fitting_order_not_id_order():
     ids = np.array([7, 7, 2, 9, 2, 9])
     batch = InrBatch(None, np.zeros(6), ids, np.array([0, 1, 0, 0, 1, 1]))
     np.testing.assert_array_equal(objects_in_order(batch), [7, 2, 9])
+
+
+FIT_AS_WORKER = """
+import sys
+import jax
+
+out, process, processes, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if processes > 1:
+    jax.distributed.initialize(f"localhost:{port}", num_processes=processes, process_id=process)
+from dwsjax.inr_datasets import InrDatasetConfig, build_inr_store
+
+config = InrDatasetConfig("synthetic2d", "train", steps=20, shard_objects=4)
+build_inr_store(out, config, objects=14, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_of_a_distributed_job_fit_the_store_one_process_fits(tmp_path):
+    """jax.distributed processes each fit their share of the shards (index modulo process count) and wait
+    for the others: shard by shard, the store equals one process's, and every shard is recorded."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+
+    def start(out, process, processes):
+        args = [sys.executable, "-c", FIT_AS_WORKER, str(out), str(process), str(processes), port]
+        return subprocess.Popen(args, env=env)
+
+    jobs = [start(tmp_path / "two", i, 2) for i in range(2)] + [start(tmp_path / "one", 0, 1)]
+    assert [job.wait(timeout=600) for job in jobs] == [0, 0, 0]
+    two, one = InrStore.open(tmp_path / "two"), InrStore.open(tmp_path / "one")
+    assert two.done_shards() == one.done_shards() == [0, 1, 2, 3]
+    for index in one.done_shards():
+        a, b = two.read_shard(index), one.read_shard(index)
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
