@@ -15,11 +15,14 @@ the devices present (:func:`dwsjax.fit.fit_sirens` on random targets,
 :func:`dwsjax.train.train_classifier` for two epochs on random SIRENs), plus
 the compilation each step pays once.
 Steps the probes share (same store recipe, same model and augmentation) are
-probed once.
+probed once; a training step whose probe runs out of device memory is listed
+with the allocation that failed and no time.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from typing import NamedTuple
 
@@ -112,6 +115,15 @@ def random_inrs(spec, n: int, num_classes: int, seed: int = 0) -> InrBatch:
     return InrBatch(jax.tree.map(np.asarray, ws), ids % num_classes, ids, np.zeros(n, np.int64))
 
 
+class DoesNotFit(Exception):
+    """A training probe ran out of device memory: ``flops`` per sample, the ``needed`` bytes of the failed
+    allocation, at ``batch`` samples per step."""
+
+    def __init__(self, flops: float, needed: int, batch: int):
+        super().__init__(f"out of memory: {needed / 2**30:.1f} GiB for one step at batch {batch}")
+        self.flops, self.needed, self.batch = flops, needed, batch
+
+
 def train_probe(config: RunConfig, spec, num_classes: int, activation: str) -> tuple[float, float, float]:
     """``(FLOPs per training sample, training samples per second, compile seconds)`` of the run's model,
     recipe and augmentation: :func:`train_step`'s cost on one batch, and two epochs of
@@ -130,9 +142,15 @@ def train_probe(config: RunConfig, spec, num_classes: int, activation: str) -> t
     args = (create_state(model, data, train_config), one_batch.weights, jnp.asarray(one_batch.labels))
     args += (jax.random.key(0), weight_stats(data.weights), num_classes, augment, pairs)
     flops = step_flops(train_step, *args) / recipe.batch_size
-    history = train_classifier(
-        model, data, one_batch, one_batch, num_classes, train_config, augment, progress=False, partners=partners
-    )
+    try:
+        history = train_classifier(
+            model, data, one_batch, one_batch, num_classes, train_config, augment, progress=False, partners=partners
+        )
+    except jax.errors.JaxRuntimeError as err:
+        needed = re.search(r"[Oo]ut of memory allocating (\d+) bytes", str(err))
+        if needed is None:
+            raise
+        raise DoesNotFit(flops, int(needed.group(1)), recipe.batch_size) from None
     first, second = (e["epoch_seconds"] for e in history["epochs"])
     return flops, n / second, max(first - second, 0.0)
 
@@ -210,14 +228,18 @@ def train_plan(config: RunConfig, probes: dict) -> PlanStep:
     if key not in probes:
         spec = preset(config.dataset).spec
         num_classes = len(load_targets(config.dataset, "test", config.data_dir, limit=1).class_names)
-        probes[key] = train_probe(config, spec, num_classes, "sine")
-    flops, rate, compile_seconds = probes[key]
+        try:
+            probes[key] = train_probe(config, spec, num_classes, "sine")
+        except DoesNotFit as err:
+            probes[key] = (err.flops, 0.0, math.inf, f"does not fit here: {err}")
+    flops, rate, compile_seconds, *failure = probes[key]
     samples = train * config.views * config.epochs
     evaluated = (val + test) * config.epochs
     work = samples + evaluated / 3
-    note = "" if config.partners is None else f"partners: {store.views} views"
+    notes = failure + ([] if config.partners is None else [f"partners: {store.views} views"])
     what = f"train {config.run_name}: {config.epochs} epochs"
-    return PlanStep(what, samples + evaluated, "samples", work * flops / 1e9, work / rate + compile_seconds, note)
+    seconds = work / rate + compile_seconds if rate else math.inf
+    return PlanStep(what, samples + evaluated, "samples", work * flops / 1e9, seconds, "; ".join(notes))
 
 
 def plan(configs: list[RunConfig]) -> list[PlanStep]:
@@ -244,6 +266,8 @@ def format_plan(steps: list[PlanStep]) -> str:
     """A markdown table of ``steps`` with their totals, times in hours and minutes."""
 
     def duration(seconds: float) -> str:
+        if not math.isfinite(seconds):
+            return "—"
         minutes = round(seconds / 60)
         return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{seconds / 60:.1f} min"
 
@@ -255,7 +279,9 @@ def format_plan(steps: list[PlanStep]) -> str:
     ]
     for s in steps:
         lines.append(f"| {s.what} | {s.work:,} {s.unit} | {s.gflop / 1e3:.2f} | {duration(s.seconds)} | {s.note} |")
-    total_s = sum(s.seconds for s in steps)
+    total_s = sum(s.seconds for s in steps if math.isfinite(s.seconds))
     total_f = sum(s.gflop for s in steps) / 1e3
-    lines.append(f"| **total** | | **{total_f:.2f}** | **{duration(total_s)}** | |")
+    left_out = sum(not math.isfinite(s.seconds) for s in steps)
+    note = f"without the {left_out} steps that do not fit" if left_out else ""
+    lines.append(f"| **total** | | **{total_f:.2f}** | **{duration(total_s)}** | {note} |")
     return "\n".join(lines)

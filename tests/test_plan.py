@@ -45,3 +45,17 @@ def test_the_plan_of_a_tiny_protocol_counts_its_work_and_skips_cached_stores(tmp
 def test_a_plan_needs_every_object_count(tmp_path):
     with pytest.raises(ValueError, match="--train-objects, --val-objects and --test-objects"):
         plan([tiny(tmp_path, test_objects=None)])
+
+
+def test_a_step_that_does_not_fit_has_no_time_and_stays_out_of_the_total():
+    import math
+
+    from dwsjax.plan import PlanStep
+
+    steps = [
+        PlanStep("fit", 100, "INR-steps", 1.0, 120.0),
+        PlanStep("train big", 10, "samples", 2.0, math.inf, "does not fit here: out of memory"),
+    ]
+    table = format_plan(steps)
+    assert "| train big | 10 samples | 0.00 | — | does not fit here: out of memory |" in table
+    assert "**2.0 min** | without the 1 steps that do not fit |" in table
