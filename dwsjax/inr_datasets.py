@@ -223,28 +223,28 @@ def wait_for_shards(store: InrStore, n_objects: int, config: InrDatasetConfig, p
         time.sleep(poll_seconds)
 
 
+def shard_inrs(index: int, n_objects: int, config: InrDatasetConfig) -> int:
+    """INRs of shard ``index`` when a store holds the first ``n_objects`` objects (a last shard is partial)."""
+    per_shard = config.shard_objects
+    return (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
+
+
 def pending_shards(done: dict[str, dict], n_objects: int, config: InrDatasetConfig) -> list[int]:
     """Indices of the shards of the first ``n_objects`` objects that a store's manifest entries ``done``
     (``{"<index>": {"count": INRs, ...}}``) lack or hold fewer INRs of (a fuller shard, of more objects,
     already holds them)."""
-    per_shard = config.shard_objects
-    pending = []
-    for index in range(math.ceil(n_objects / per_shard)):
-        count = (min(n_objects, (index + 1) * per_shard) - index * per_shard) * config.views
-        if str(index) not in done or done[str(index)]["count"] < count:
-            pending.append(index)
-    return pending
+    return [
+        index
+        for index in range(math.ceil(n_objects / config.shard_objects))
+        if str(index) not in done or done[str(index)]["count"] < shard_inrs(index, n_objects, config)
+    ]
 
 
 def missing_inrs(root: str | os.PathLike, config: InrDatasetConfig, n_objects: int) -> int:
     """How many INRs :func:`build_inr_store` would fit for the first ``n_objects`` objects into the store
     at ``root`` (all of them when there is none); reads only the manifest."""
     done = InrStore.open(root).manifest["shards"] if (Path(root) / MANIFEST).exists() else {}
-    per_shard = config.shard_objects
-    return sum(
-        (min(n_objects, (i + 1) * per_shard) - i * per_shard) * config.views
-        for i in pending_shards(done, n_objects, config)
-    )
+    return sum(shard_inrs(i, n_objects, config) for i in pending_shards(done, n_objects, config))
 
 
 def fit_missing_shards(
@@ -274,7 +274,7 @@ def fit_missing_shards(
         store.remove_parts(index)  # leftovers of a shard that is done
     pending = [i for i in missing if i % worker[1] == worker[0]]
     bar = tqdm(
-        total=sum(min(per_shard, n_objects - i * per_shard) * config.views for i in pending),
+        total=sum(shard_inrs(i, n_objects, config) for i in pending),
         unit="INR",
         desc=f"fit {config.dataset}/{config.split}",
         disable=not progress,

@@ -24,6 +24,7 @@ their status and left out when loading unless asked for.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -279,9 +280,16 @@ class InrStore:
             "sha256": checksum,
             **{k: v.tolist() for k, v in columns.items() if k != "weights"},
         }
+        with self._changing_manifest():
+            self.manifest["shards"][str(index)] = entry
+
+    @contextlib.contextmanager
+    def _changing_manifest(self) -> Iterator[None]:
+        """Under the manifest's lock: read it again from disk (:meth:`reload`), let the block change it,
+        write it back, so that changes of several processes merge."""
         with exclusive_lock(self.root, None, MANIFEST_LOCK):
             self.reload()
-            self.manifest["shards"][str(index)] = entry
+            yield
             self._write_manifest()
 
     def reload(self) -> None:
@@ -317,10 +325,8 @@ class InrStore:
 
     def update_metadata(self, **entries) -> None:
         """Record JSON-able facts about the store (class names, object kind, ...)."""
-        with exclusive_lock(self.root, None, MANIFEST_LOCK):
-            self.reload()
+        with self._changing_manifest():
             self.manifest.setdefault("metadata", {}).update(entries)
-            self._write_manifest()
 
     @property
     def metadata(self) -> dict:
