@@ -29,7 +29,7 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 from dwsjax.devices import BATCH_AXIS, local_mesh
-from dwsjax.recipes import FitRecipe
+from dwsjax.recipes import INR_INITS, FitRecipe
 from dwsjax.sine import fast_sin_cos
 from dwsjax.siren import SIREN_W0, siren_init_batch
 from dwsjax.weights import MLPSpec, WeightSpace
@@ -120,31 +120,44 @@ class FitResult(NamedTuple):
 SPLIT_KEY_STREAMS = {"train": 0, "test": 1}
 
 
-def inr_keys(seed: int, object_ids: np.ndarray, views: np.ndarray, split: str = "train") -> jax.Array:
-    """One PRNG key per INR: ``fold_in(fold_in(fold_in(key(seed), split), object_id), view)``.
+def inr_keys(
+    seed: int, object_ids: np.ndarray, views: np.ndarray, split: str = "train", init: str = "independent"
+) -> jax.Array:
+    """One PRNG key per INR, by ``init`` (:data:`INR_INITS`).
 
+    ``"independent"`` (the papers'): ``fold_in(fold_in(fold_in(key(seed), split), object_id), view)``.
     The split is part of the key: object ``i`` of the test split must not start from
     the same weights as object ``i`` of the train split (after a short fit an INR still
     correlates strongly with its init, so shared inits would tie test INRs to
     training INRs, and on datasets whose labels follow the index, leak the label).
+
+    ``"shared"``: ``fold_in(key(seed), view)``: view ``v`` of every object, in every split, starts
+    from the same weights, so INRs differ only by what they were fitted to (no label can leak: the
+    key ignores the object).
 
     Args:
         seed: Base seed.
         object_ids: ``(N,)`` non-negative object ids (index in the official split order).
         views: ``(N,)`` view index of each INR (several INRs of one object differ by view).
         split: ``"train"`` or ``"test"``.
+        init: ``"independent"`` or ``"shared"``.
 
     Returns:
-        ``(N,)`` typed PRNG keys, each a function of ``(seed, split, object_id, view)`` alone.
+        ``(N,)`` typed PRNG keys.
 
     Raises:
-        ValueError: If ``split`` is unknown.
+        ValueError: If ``split`` or ``init`` is unknown.
     """
     if split not in SPLIT_KEY_STREAMS:
         raise ValueError(f"split must be one of {sorted(SPLIT_KEY_STREAMS)}, got {split!r}")
+    if init not in INR_INITS:
+        raise ValueError(f"init must be one of {sorted(INR_INITS)}, got {init!r}")
+    object_ids = jnp.asarray(object_ids, jnp.uint32)
+    if init == "shared":
+        return jax.vmap(lambda v: jax.random.fold_in(jax.random.key(seed), v))(jnp.asarray(views, jnp.uint32))
     base = jax.random.fold_in(jax.random.key(seed), SPLIT_KEY_STREAMS[split])
     return jax.vmap(lambda o, v: jax.random.fold_in(jax.random.fold_in(base, o), v))(
-        jnp.asarray(object_ids, jnp.uint32), jnp.asarray(views, jnp.uint32)
+        object_ids, jnp.asarray(views, jnp.uint32)
     )
 
 

@@ -220,6 +220,7 @@ def run_function_probe(config: FunctionProbeConfig) -> dict:
         "val_objects": len(val.labels),
         "test_objects": len(test.labels),
         "inr_recipe": config.inr_recipe,
+        "inr_init": config.inr_init,
         "inr_steps": train_store.identity["steps"],
         "inr_points": config.inr_points if kind == "shape" else "",
         "grid": "x".join(map(str, resolution)),

@@ -18,7 +18,7 @@ from dwsjax.data import FitTargets, load_targets
 from dwsjax.files import LOCK, exclusive_lock, removed_on_failure
 from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
-from dwsjax.recipes import DEFAULT_RECIPE, fit_recipe
+from dwsjax.recipes import DEFAULT_RECIPE, INR_INITS, fit_recipe
 from dwsjax.shape_quality import shape_quality
 from dwsjax.store import MANIFEST, MANIFEST_LOCK, InrStore, fit_status
 from dwsjax.weights import flatten_weights
@@ -44,6 +44,8 @@ class InrDatasetConfig(NamedTuple):
         target_psnr: Overrides the recipe's early-stopping PSNR.
         shard_objects: Objects per shard file.
         n_points: Sampled locations per 3D shape.
+        init: ``"independent"`` inits per INR (the papers') or ``"shared"`` by all objects
+            (:func:`dwsjax.fit.inr_keys`).
     """
 
     dataset: str
@@ -56,6 +58,7 @@ class InrDatasetConfig(NamedTuple):
     target_psnr: float | None = None
     shard_objects: int = 256
     n_points: int = 4096
+    init: str = "independent"
 
     def fit_config(self, chunk_size: int = 8) -> FitConfig:
         """The :class:`dwsjax.fit.FitConfig` these settings fit with.
@@ -76,6 +79,8 @@ class InrDatasetConfig(NamedTuple):
         return FitConfig.from_recipe(p.spec, recipe, p.data_range, chunk_size)
 
     def identity(self) -> dict:
+        if self.init not in INR_INITS:
+            raise ValueError(f"INR init must be one of {sorted(INR_INITS)}, got {self.init!r}")
         fit = self.fit_config().to_json()
         fit.pop("chunk_size")
         shape = preset(self.dataset).kind == "shape"
@@ -88,19 +93,21 @@ class InrDatasetConfig(NamedTuple):
             "shard_objects": self.shard_objects,
             "data": data,
             "recipe": self.recipe,
-            "init_keys": "seed/split/object/view",
+            "init_keys": INR_INITS[self.init],
             **fit,
         }
 
 
 def fit_rows(
-    targets: FitTargets, rows: np.ndarray, views: np.ndarray, seed: int, split: str, fit_config: FitConfig
+    targets: FitTargets, rows: np.ndarray, views: np.ndarray, config: InrDatasetConfig, fit_config: FitConfig
 ) -> dict[str, np.ndarray]:
-    """Fit one SIREN per ``(targets row, view)`` pair of ``split``: the store's columns
-    (:data:`dwsjax.store.SHARD_COLUMNS`), ``weights`` flat ``(n, num_params)``."""
+    """Fit one SIREN per ``(targets row, view)`` pair of ``config.split`` from the inits of ``config``:
+    the store's columns (:data:`dwsjax.store.SHARD_COLUMNS`), ``weights`` flat ``(n, num_params)``."""
     coords = targets.coords if targets.coords.ndim == 2 else targets.coords[rows]
     values = targets.values[rows]
-    result = fit_sirens(inr_keys(seed, targets.object_ids[rows], views, split), coords, values, fit_config)
+    result = fit_sirens(
+        inr_keys(config.seed, targets.object_ids[rows], views, config.split, config.init), coords, values, fit_config
+    )
     mse = np.asarray(result.mse)
     quality = (
         {}
@@ -287,7 +294,7 @@ def fit_missing_shards(
             views = np.tile(np.arange(config.views), len(rows) // config.views)
             columns = store.read_part(index, part)
             if not holds_inrs(columns, targets.object_ids[rows], views):
-                columns = fit_rows(targets, rows, views, config.seed, config.split, fit_config)
+                columns = fit_rows(targets, rows, views, config, fit_config)
                 store.write_part(index, part, columns)
             parts.append(columns)
             bar.update(len(rows))

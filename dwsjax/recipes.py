@@ -75,6 +75,9 @@ RECIPES: dict[str, dict[str, FitRecipe]] = {
 }
 """Fitting recipes by name, each with an ``"image"`` and a ``"shape"`` variant (see :mod:`dwsjax.recipes`)."""
 DEFAULT_RECIPE = "dwsnets-fast"
+# How INRs draw their initial weights -> what their keys are a function of (dwsjax.fit.inr_keys; recorded
+# in store identities). "independent" is the papers'; "shared" starts view v of every object from one init.
+INR_INITS = {"independent": "seed/split/object/view", "shared": "seed/view"}
 
 
 def fit_recipe(name: str, kind: str) -> FitRecipe:

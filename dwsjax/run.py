@@ -46,7 +46,7 @@ from dwsjax.files import removed_on_failure
 from dwsjax.models.dws import NORMALIZATIONS, SET_LAYERS
 from dwsjax.optim import DECAYS, MODEL_RECIPES, TRAIN_RECIPES, TrainRecipe, train_recipe
 from dwsjax.presets import DATASETS
-from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from dwsjax.recipes import DEFAULT_RECIPE, INR_INITS, RECIPES
 from dwsjax.templates import TemplateConfig
 
 MODEL_NAMES = ("dws", "gnn", "mlp", "transformer")  # the classifiers of dwsjax.models.MODELS
@@ -69,6 +69,7 @@ RESULT_IDENTITY = (
     "train_objects",
     "epochs",
     "inr_recipe",
+    "inr_init",
     "train_recipe",
     *DWS_LAYOUT,
     "probe_points",
@@ -115,6 +116,12 @@ class CommonConfig:
         choices=sorted(RECIPES),
         help=f"INR fitting recipe (dwsjax.recipes): init, output offset, Adam schedule (default: {DEFAULT_RECIPE}, "
         "or the paper's on a full ModelNet40 directory)",
+    )
+    inr_init: str = setting(
+        "independent",
+        choices=sorted(INR_INITS),
+        help="INR inits: independent per INR (the papers') or shared by every object (one per view; "
+        "dwsjax.fit.inr_keys)",
     )
     inr_steps: int | None = setting(help="INR step cap (default: the recipe's)")
     inr_lr: float | None = setting(help="INR Adam learning rate (default: the recipe's)")
@@ -394,6 +401,7 @@ def store_configs(config: CommonConfig):
         learning_rate=config.inr_lr,
         target_psnr=config.inr_target_psnr,
         n_points=config.inr_points,
+        init=config.inr_init,
     )
     store_views = config.views if config.store_views is None else config.store_views
     if store_views < config.views:
@@ -539,6 +547,7 @@ def run_facts(config: RunConfig, val, test, template, partners=None) -> dict:
         "mixup_partners": config.mixup_partners,
         "partner_inrs": None if partners is None else len(partners.labels),
         "inr_recipe": config.inr_recipe,
+        "inr_init": config.inr_init,
         "val_inrs": len(val.labels),
         "test_inrs": len(test.labels),
         "matching_solver": config.matching_solver,

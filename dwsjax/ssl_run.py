@@ -311,6 +311,7 @@ def run_simclr_in(config: SslConfig, out: Path) -> dict:
         "pretrain_seconds": pretrain_seconds,
         "classify_seconds": classify_seconds,
         "inr_recipe": config.inr_recipe,
+        "inr_init": config.inr_init,
         "inr_store_psnr": train_store.summary()["mean_psnr"],
         "fractions": rows,
     }

@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="fitting recipe (dwsjax.recipes): init, output offset, Adam schedule",
     )
     # the INR fitting flags of experiments.classify (dwsjax.run.RunConfig), under their older names as well
-    add_config_arguments(parser, RunConfig, INR_FLAG_ALIASES)
+    add_config_arguments(parser, RunConfig, [*INR_FLAG_ALIASES, "inr_init"])
     for field, alias in INR_FLAG_ALIASES.items():
         add_hidden_alias(parser, alias, field, int if field in ("inr_steps", "inr_points") else float)
     parser.add_argument("--seed", type=int, default=0)
@@ -71,6 +71,7 @@ def main(argv=None) -> dict:
         target_psnr=args.inr_target_psnr,
         shard_objects=args.shard_objects,
         n_points=args.inr_points,
+        init=args.inr_init,
     )
     start = time.perf_counter()
     store = build_inr_store(args.out, config, args.objects, args.data_dir, args.chunk_size)

@@ -25,7 +25,7 @@ from pathlib import Path
 from dwsjax.devices import use_all_cpu_cores
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from experiments.cli import add_config_arguments, config_from_args, make_parser, run_cli
-from experiments.tables import mean_pm_std
+from experiments.tables import inr_recipe_name, mean_pm_std
 
 COLUMNS = [
     "dataset",
@@ -33,6 +33,7 @@ COLUMNS = [
     "val_objects",
     "test_objects",
     "inr_recipe",
+    "inr_init",
     "inr_steps",
     "inr_points",
     "grid",
@@ -63,11 +64,8 @@ def model_rows(results_dir: Path, row: dict) -> list[str]:
         if path.stem == "function-probe":
             continue
         for r in read_csv_rows(path):
-            same = (r.get("dataset"), r.get("train_objects"), r.get("inr_recipe")) == (
-                row["dataset"],
-                str(row["train_objects"]),
-                row["inr_recipe"],
-            )
+            same = (r.get("dataset"), r.get("train_objects")) == (row["dataset"], str(row["train_objects"]))
+            same = same and r.get("inr_recipe") and inr_recipe_name(r) == inr_recipe_name(row)
             if same and r.get("test_accuracy"):
                 groups[(path.stem, r["model"], r["augment"], r["views"])].append(100 * float(r["test_accuracy"]))
     return [
@@ -92,7 +90,7 @@ def render_table(results_dir: Path) -> str:
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['train_objects']} / {r['val_objects']} / {r['test_objects']} | "
-            f"{r['inr_recipe']} | {r['inr_steps']} | {r['grid']} | {float(r['inr_store_psnr']):.1f} | "
+            f"{inr_recipe_name(r)} | {r['inr_steps']} | {r['grid']} | {float(r['inr_store_psnr']):.1f} | "
             f"{100 * float(r['inr_test_accuracy']):.1f} | "
             f"{100 * float(r['source_test_accuracy']):.1f} |"
         )

@@ -41,11 +41,11 @@ import numpy as np
 from dwsjax.augment import mixes_pairs, spec_label, spec_of_label
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from dwsjax.optim import MODEL_RECIPES
-from dwsjax.recipes import DEFAULT_RECIPE, RECIPES
+from dwsjax.recipes import DEFAULT_RECIPE, INR_INITS, RECIPES
 from dwsjax.run import DWS_LAYOUT, RunConfig, run_classification  # noqa: F401
 from experiments.cli import make_parser, run_cli
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
-from experiments.tables import mean_pm_std
+from experiments.tables import inr_recipe_name, mean_pm_std
 
 
 class Protocol(NamedTuple):
@@ -69,6 +69,7 @@ class Protocol(NamedTuple):
     inr_steps: int | None = None
     inr_points: int | None = None
     inr_recipe: str = DEFAULT_RECIPE
+    inr_init: str | None = None
     mixup_partners: str | None = None
 
 
@@ -84,7 +85,8 @@ class Run(NamedTuple):
         partners = run_config(self).partners
         return (
             f"{self.model}_{spec_label(self.augment)}{'' if partners is None else f'_p{partners}'}_v{self.views}"
-            f"_n{self.protocol.train_objects}_{self.protocol.inr_recipe}_s{self.seed}"
+            f"_n{self.protocol.train_objects}_{self.protocol.inr_recipe}"
+            f"{'_shared' if self.protocol.inr_init == 'shared' else ''}_s{self.seed}"
         )
 
 
@@ -233,6 +235,7 @@ COLUMNS = [
     "head_hidden",
     "train_samples_per_s",
     "inr_recipe",
+    "inr_init",
     "train_recipe",
     "batch_size",
     "learning_rate",
@@ -360,7 +363,7 @@ def markdown_table(rows: list[dict]) -> str:
             int(r["views"]),
             int(r["train_objects"]),
             int(r["epochs"]),
-            r["inr_recipe"],
+            inr_recipe_name(r),
             r["train_recipe"],
             layout_name(r),
             partners_name(r),
@@ -473,6 +476,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help=f"INR fitting recipe of every run (default: the set's, {DEFAULT_RECIPE} for all sets)",
     )
     p.add_argument(
+        "--inr-init",
+        default=None,
+        choices=sorted(INR_INITS),
+        help="INR inits of every run: independent per INR (the papers', every set's default) or shared by "
+        "every object (dwsjax.fit.inr_keys)",
+    )
+    p.add_argument(
         "--epochs",
         type=int,
         default=None,
@@ -515,9 +525,8 @@ def main(argv=None) -> Path | None:
     models = None if args.model is None else [m.strip() for m in args.model.split(",")]
     views = None if args.views is None else [int(v) for v in args.views.split(",")]
     set_runs = runs_of(args.set, seeds, augments, train_objects, models, views)
-    overrides = {
-        field: value for field, value in (("inr_recipe", args.inr_recipe), ("epochs", args.epochs)) if value is not None
-    }
+    given = {"inr_recipe": args.inr_recipe, "inr_init": args.inr_init, "epochs": args.epochs}
+    overrides = {field: value for field, value in given.items() if value is not None}
     runs = [run._replace(protocol=run.protocol._replace(**overrides)) for run in set_runs]
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)

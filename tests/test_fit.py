@@ -159,3 +159,14 @@ def test_train_and_test_objects_of_one_index_start_from_different_weights():
     assert not np.allclose(train.weights[0], test.weights[0])
     with pytest.raises(ValueError, match="split must be one of"):
         inr_keys(0, ids, views, "val")
+
+
+def test_shared_inits_start_view_v_of_every_object_in_every_split_from_one_init():
+    ids, views = np.arange(3), np.array([0, 0, 1])
+    train = d.siren_init_batch(inr_keys(0, ids, views, "train", init="shared"), GRAY)
+    test = d.siren_init_batch(inr_keys(0, ids + 7, views, "test", init="shared"), GRAY)
+    np.testing.assert_array_equal(train.weights[0], test.weights[0])
+    np.testing.assert_array_equal(train.weights[0][0], train.weights[0][1])
+    assert not np.allclose(train.weights[0][0], train.weights[0][2])
+    with pytest.raises(ValueError, match="init must be one of"):
+        inr_keys(0, ids, views, init="same")

@@ -74,3 +74,12 @@ def test_fitting_weight_decay_is_pytorchs_adamw():
     updates, _ = tx.update(grads, tx.init(ws), ws)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(optax.apply_updates(ws, updates))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_shared_inits_name_their_own_stores():
+    independent = InrDatasetConfig("synthetic2d", "train", steps=5)
+    shared = independent._replace(init="shared")
+    assert independent.identity()["init_keys"] == "seed/split/object/view"
+    assert shared.identity()["init_keys"] == "seed/view"
+    with pytest.raises(ValueError, match="INR init must be one of"):
+        independent._replace(init="same").identity()
