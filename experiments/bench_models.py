@@ -22,6 +22,7 @@ import optax
 from dwsjax import mlp_spec, siren_init_batch, weight_stats
 from dwsjax.models import build_model, param_count
 from dwsjax.models.probes import ProbeConfig, raw_kwargs, reads_raw_weights
+from dwsjax.plan import step_flops
 from dwsjax.train import TrainState, apply_train, model_inputs
 from experiments.cli import make_parser, run_cli
 
@@ -52,12 +53,6 @@ def make_train_step():
         return state.apply_gradients(grads=grads).replace(batch_stats=batch_stats), loss
 
     return step
-
-
-def step_flops(step, *args) -> float:
-    """FLOPs of one call of the jitted ``step`` as XLA's cost analysis counts them."""
-    cost = step.lower(*args).compile().cost_analysis()
-    return float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
 
 
 def benchmark(name: str, batch: int, steps: int, widths: tuple[int, ...] = (2, 32, 32, 1)) -> dict:
