@@ -1,4 +1,5 @@
-"""Local devices: one CPU device per core for fitting, and 1-D meshes for fitting and training."""
+"""Local devices: one CPU device per core for fitting, 1-D meshes for fitting and training, and this
+process's share of work split over the processes of a ``jax.distributed`` job."""
 
 from __future__ import annotations
 
@@ -53,3 +54,16 @@ def data_parallel_mesh() -> Mesh:
     elif devices[0].platform == "cpu":
         devices = devices[:1]
     return Mesh(np.array(devices), (BATCH_AXIS,))
+
+
+def process_worker(worker: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(index, count)`` of this process among those sharing a job's shards: ``worker`` as given, by
+    default this process among the processes of a ``jax.distributed`` job (``(0, 1)`` alone).
+
+    Raises:
+        ValueError: If the index does not lie in ``[0, count)``.
+    """
+    index, count = (jax.process_index(), jax.process_count()) if worker is None else worker
+    if not 0 <= index < count:
+        raise ValueError(f"worker {index} of {count}: the index must lie in [0, {count})")
+    return index, count

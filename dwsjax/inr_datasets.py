@@ -10,11 +10,11 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from dwsjax.data import FitTargets, load_targets
+from dwsjax.devices import process_worker
 from dwsjax.files import LOCK, exclusive_lock, removed_on_failure
 from dwsjax.fit import FitConfig, fit_sirens, inr_keys
 from dwsjax.presets import preset
@@ -200,9 +200,7 @@ def build_inr_store(
     """
     if config.views < 1:
         raise ValueError(f"views must be >= 1, got {config.views}")
-    index, count = (jax.process_index(), jax.process_count()) if worker is None else worker
-    if not 0 <= index < count:
-        raise ValueError(f"worker {index} of {count}: the index must lie in [0, {count})")
+    index, count = process_worker(worker)
     alone = exclusive_lock(out_dir, "fitting this INR store") if count == 1 else contextlib.nullcontext()
     with removed_on_failure(out_dir, disposable=(MANIFEST, LOCK, MANIFEST_LOCK)), alone:
         store = InrStore.create_or_resume(out_dir, config.identity())

@@ -390,17 +390,26 @@ class InrStore:
         """
         if not self.manifest["shards"]:
             raise ValueError(f"the INR store at {self.root} has no fitted shards yet")
-        parts = [self.read_shard(i) for i in self.done_shards()]
-        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        parts = [self.shard_columns(i, views, include_failed) for i in self.done_shards()]
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in ("weights", "labels", "object_ids", "view_ids")}
+        del parts
+        weights = unflatten_weights(jnp.asarray(cols.pop("weights")), self.spec)
+        return InrBatch(weights, cols["labels"], cols["object_ids"], cols["view_ids"])
+
+    def shard_columns(
+        self, index: int, views: int | None = None, include_failed: bool = False
+    ) -> dict[str, np.ndarray]:
+        """The columns of shard ``index`` (:meth:`read_shard`), only of the INRs :meth:`load` keeps with
+        ``views`` and ``include_failed``: reading a store shard by shard holds one shard in memory."""
+        if views is not None and views > self.identity["views"]:
+            raise ValueError(f"asked for {views} views but the store at {self.root} has {self.identity['views']}")
+        cols = self.read_shard(index)
         keep = np.ones(len(cols["labels"]), bool)
         if not include_failed:
             keep &= cols["status"] == STATUS_OK
         if views is not None:
-            if views > self.identity["views"]:
-                raise ValueError(f"asked for {views} views but the store at {self.root} has {self.identity['views']}")
             keep &= cols["view_ids"] < views
-        weights = unflatten_weights(jnp.asarray(cols["weights"][keep]), self.spec)
-        return InrBatch(weights, cols["labels"][keep], cols["object_ids"][keep], cols["view_ids"][keep])
+        return cols if keep.all() else {k: v[keep] for k, v in cols.items()}
 
     def read_shard(self, index: int, parse: bool = True) -> dict[str, np.ndarray]:
         """The columns of listed shard ``index`` (``{}`` without ``parse``: checksum only), or

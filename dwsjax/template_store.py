@@ -15,7 +15,9 @@ directories made for an earlier state of the INR store are deleted. Files are
 written atomically, manifest last, one per barycentre round and per shard, so
 a killed alignment keeps its finished rounds and shards and a rerun continues;
 a second process aligning the same store waits for the first
-(:func:`dwsjax.files.exclusive_lock`) and then reads its result.
+(:func:`dwsjax.files.exclusive_lock`) and then reads its result, and the
+processes of a ``jax.distributed`` job split the shards between them (the
+manifest merged under its lock).
 Permutations rather than aligned weights are kept: the INR store stays the one
 copy of the weights, and applying a permutation is cheap.
 """
@@ -25,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,9 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from dwsjax.devices import process_worker
 from dwsjax.files import atomic_write_text, exclusive_lock
 from dwsjax.matching import mlp_permutation_spec, permute_neurons
-from dwsjax.store import NPZ_ERRORS, InrBatch, InrStore, read_npz, sha256, write_npz
+from dwsjax.store import MANIFEST_LOCK, NPZ_ERRORS, InrBatch, InrStore, read_npz, sha256, write_npz
 from dwsjax.templates import TemplateConfig, align_to, barycentre_round
 from dwsjax.weights import WeightSpace, flatten_weights, unflatten_weights
 
@@ -89,16 +94,33 @@ class _Progress:
 
     def __init__(self, root: Path, identity: dict):
         self.root = root
+        self.identity = identity
+        self.manifest = self._on_disk()
+
+    def _on_disk(self) -> dict:
+        """The manifest on disk, or a fresh one if it is absent, damaged or of another identity."""
         try:
-            manifest = json.loads((root / MANIFEST).read_text())
+            manifest = json.loads((self.root / MANIFEST).read_text())
         except (FileNotFoundError, ValueError):  # absent or damaged: start again
             manifest = None
-        if not isinstance(manifest, dict) or manifest.get("identity") != identity:
-            manifest = {"identity": identity, "rounds_done": -1, "template_sha256": None, "shards": {}}
-        self.manifest = manifest
+        if not isinstance(manifest, dict) or manifest.get("identity") != self.identity:
+            manifest = {"identity": self.identity, "rounds_done": -1, "template_sha256": None, "shards": {}}
+        return manifest
+
+    def reload(self) -> None:
+        """Read the manifest again (other processes record their shards in it)."""
+        self.manifest = self._on_disk()
 
     def save(self) -> None:
         atomic_write_text(self.root / MANIFEST, json.dumps(self.manifest, indent=1))
+
+    def record_shard(self, index: int, checksum: str) -> None:
+        """Record aligned shard ``index`` under the manifest's lock, merged with what other processes
+        recorded meanwhile."""
+        with exclusive_lock(self.root, None, MANIFEST_LOCK):
+            self.reload()
+            self.manifest["shards"][str(index)] = checksum
+            self.save()
 
 
 def _remove_stale(store: InrStore, keep: Path) -> None:
@@ -133,7 +155,7 @@ def _template(progress: _Progress, store: InrStore, config: TemplateConfig, solv
     done = progress.manifest["rounds_done"] if saved is not None else -1
     if done == config.rounds:
         return unflatten_weights(saved["weights"], store.spec)
-    ws = jax.tree.map(lambda x: np.asarray(x)[: config.template_inrs], store.load().weights)
+    ws = first_inrs(store, config.template_inrs)
     template = jax.tree.map(lambda x: x[0], ws) if done < 0 else unflatten_weights(saved["weights"], store.spec)
     while done < config.rounds:
         if done >= 0:
@@ -146,6 +168,29 @@ def _template(progress: _Progress, store: InrStore, config: TemplateConfig, solv
         progress.manifest.update(rounds_done=done, template_sha256=checksum, shards={})
         progress.save()
     return template
+
+
+def first_inrs(store: InrStore, n: int) -> WeightSpace:
+    """The weights of the first ``n`` INRs of ``store`` (fewer if it holds fewer), read shard by shard
+    until there are enough, so that memory stays bounded by ``n`` INRs and one shard."""
+    flat, count = [], 0
+    for index in store.done_shards():
+        if count >= n:
+            break
+        flat.append(store.shard_columns(index)["weights"][: n - count])
+        count += len(flat[-1])
+    return unflatten_weights(np.concatenate(flat), store.spec)
+
+
+def _wait_for_template(progress: _Progress, store: InrStore, config: TemplateConfig, poll_seconds: float = 1.0):
+    """The template once the process computing it (worker 0) has saved its last round."""
+    while True:
+        progress.reload()
+        if progress.manifest["rounds_done"] == config.rounds:
+            saved = _read_npz(progress.root / "template.npz", progress.manifest["template_sha256"])
+            if saved is not None:
+                return unflatten_weights(saved["weights"], store.spec)
+        time.sleep(poll_seconds)
 
 
 def _shard_path(root: Path, index: int) -> Path:
@@ -171,6 +216,7 @@ def align_store(
     solver: str = "auto",
     progress: bool = True,
     stop_after: int | None = None,
+    worker: tuple[int, int] | None = None,
 ) -> StoreAlignment | None:
     """Align every INR of ``store`` to its template (:mod:`dwsjax.templates`), or load the cached result.
 
@@ -179,6 +225,15 @@ def align_store(
     ``None`` (to simulate a killed job in tests). ``solver`` (see
     :func:`dwsjax.matching.resolve_solver`) is not part of the identity: solvers
     agree up to ties. The result is cached in the store's ``templates/`` directory.
+    Memory holds the template's INRs and one shard at a time, not the store.
+
+    Several processes share the work as in :func:`dwsjax.inr_datasets.build_inr_store`:
+    with ``worker = (i, n)`` worker 0 computes the template, the others wait for it,
+    then each aligns the shards whose index is ``i`` modulo ``n`` and waits until
+    the others have recorded theirs. By default every process of a
+    ``jax.distributed`` job is a worker. A single process holds the lock of the
+    store's template directories: a second one started meanwhile waits, then reads
+    the result.
 
     Args:
         store: The INR store whose INRs to align.
@@ -186,43 +241,51 @@ def align_store(
         solver: Assignment solver, ``"auto"``, ``"jax"`` or ``"scipy"``.
         progress: Show a progress bar.
         stop_after: End after this many rounds and shards (tests).
+        worker: ``(index, count)`` of this process among those aligning the store together.
 
     Returns:
         :class:`StoreAlignment`: the template and every INR's signed permutations, by
         ``(object id, view id)``; or ``None`` if ``stop_after`` ended the call first.
 
     Raises:
-        ValueError: If ``config`` is out of range or no INR has finite weights.
+        ValueError: If ``config`` is out of range, the worker index is not below the count, or no INR
+            has finite weights.
     """
-    with exclusive_lock(store.root / TEMPLATES, "aligning this INR store"):
-        return _align_store(store, config, solver, progress, stop_after)
+    worker = process_worker(worker)
+    alone = exclusive_lock(store.root / TEMPLATES, "aligning this INR store") if worker[1] == 1 else nullcontext()
+    with alone:
+        return _align_store(store, config, solver, progress, stop_after, worker)
 
 
-def _align_store(store: InrStore, config: TemplateConfig, solver: str, progress: bool, stop_after: int | None):
-    """:func:`align_store` while holding the lock of the store's template directories."""
+def _align_store(store: InrStore, config: TemplateConfig, solver: str, progress: bool, stop_after: int | None, worker):
+    """:func:`align_store` as worker ``(index, count)`` (alone: holding the template directories' lock)."""
     identity = template_identity(store, config)
     root = template_dir(store, config)
     root.mkdir(parents=True, exist_ok=True)
-    _remove_stale(store, keep=root)
+    index, count = worker
     state = _Progress(root, identity)
     budget = _Budget(stop_after)
-    template = _template(state, store, config, solver, budget)
-    if template is None:
-        return None
-    shards = state.manifest["shards"]
-    parts = {i: _read_npz(_shard_path(root, i), shards.get(str(i))) for i in store.done_shards()}
-    todo = [i for i, columns in parts.items() if columns is None]
+    if index == 0:
+        _remove_stale(store, keep=root)
+        template = _template(state, store, config, solver, budget)
+        if template is None:
+            return None
+    else:
+        template = _wait_for_template(state, store, config)
+    shards = store.done_shards()
+    todo = [i for i in shards if i % count == index and _aligned_shard(state, i) is None]
     bar = tqdm(total=len(todo), unit="shard", desc="template alignment", disable=not progress or not todo)
-    for index in todo:
+    for shard in todo:
         if not budget.take():
             return None
-        parts[index] = _align_shard(store, index, template, config, solver)
-        shards[str(index)] = write_npz(_shard_path(root, index), parts[index])
-        state.save()
+        state.record_shard(
+            shard, write_npz(_shard_path(root, shard), _align_shard(store, shard, template, config, solver))
+        )
         bar.update()
     bar.close()
+    parts = _wait_for_shards(state, shards)
     hidden = len(store.spec.hidden_widths)
-    joined = {k: np.concatenate([columns[k] for columns in parts.values()]) for k in next(iter(parts.values()))}
+    joined = {k: np.concatenate([columns[k] for columns in parts]) for k in parts[0]}
     return StoreAlignment(
         template,
         joined["object_ids"],
@@ -231,6 +294,21 @@ def _align_store(store: InrStore, config: TemplateConfig, solver: str, progress:
         tuple(joined[f"sign_{k}"].astype(np.float32) for k in range(hidden)),
         joined["objective"],
     )
+
+
+def _aligned_shard(progress: _Progress, index: int) -> dict[str, np.ndarray] | None:
+    """The recorded alignment of INR shard ``index``, or ``None`` if it is not (intact) on disk."""
+    return _read_npz(_shard_path(progress.root, index), progress.manifest["shards"].get(str(index)))
+
+
+def _wait_for_shards(progress: _Progress, shards: list[int], poll_seconds: float = 1.0) -> list[dict[str, np.ndarray]]:
+    """The alignments of ``shards``, once every one is recorded (those other workers align)."""
+    while True:
+        parts = [_aligned_shard(progress, i) for i in shards]
+        if all(part is not None for part in parts):
+            return parts
+        time.sleep(poll_seconds)
+        progress.reload()
 
 
 def apply_alignment(batch: InrBatch, alignment: StoreAlignment) -> InrBatch:

@@ -184,3 +184,23 @@ def test_two_aligners_of_one_store_take_turns_and_agree(aligned_store, tmp_path,
     for result in results:
         for a, b in zip(jax.tree.leaves(result), jax.tree.leaves(complete)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_two_workers_split_one_alignment_and_equal_one_process(aligned_store, tmp_path, work):
+    """Workers (0, 2) and (1, 2), as two processes of a jax.distributed job would be (threads here): worker 0
+    computes the template, each aligns the shards of its index modulo 2, both return the one-process result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store, complete = aligned_store
+    shutil.copytree(store.root, tmp_path / "store", ignore=shutil.ignore_patterns("templates"))
+    copy = InrStore.open(tmp_path / "store")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda i: align_store(copy, CONFIG, progress=False, worker=(i, 2)), range(2)))
+    assert sorted(work, key=str) == sorted(
+        [("round", None)] * CONFIG.rounds + [("shard", i) for i in range(SHARDS)], key=str
+    )
+    for result in results:
+        for a, b in zip(jax.tree.leaves(result), jax.tree.leaves(complete)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="worker 2 of 2"):
+        align_store(copy, CONFIG, progress=False, worker=(2, 2))
