@@ -75,7 +75,7 @@ from dwsjax.ssl import pretrain_simclr, simclr_model
 from dwsjax.ssl_run import SslConfig, run_simclr
 from dwsjax.store import InrBatch, InrStore
 from dwsjax.template_store import TemplateConfig, align_store, template_aligned
-from dwsjax.train import TrainConfig, train_classifier
+from dwsjax.train import TrainConfig, evaluate_store, train_classifier
 from dwsjax.weights import (
     MLPSpec,
     WeightSpace,
@@ -164,6 +164,7 @@ __all__ = [
     # Training, training recipes and SimCLR pre-training
     "TrainConfig",
     "train_classifier",
+    "evaluate_store",
     "TrainRecipe",
     "train_recipe",
     "TRAIN_RECIPES",

@@ -411,6 +411,14 @@ class InrStore:
             keep &= cols["view_ids"] < views
         return cols if keep.all() else {k: v[keep] for k, v in cols.items()}
 
+    def shard_batches(self, views: int | None = None, include_failed: bool = False) -> Iterator[InrBatch]:
+        """The INRs :meth:`load` gives, one :class:`InrBatch` per shard (weights as NumPy arrays), so
+        that a store larger than memory can be read through."""
+        for index in self.done_shards():
+            cols = self.shard_columns(index, views, include_failed)
+            weights = unflatten_weights(cols["weights"], self.spec)
+            yield InrBatch(weights, cols["labels"], cols["object_ids"], cols["view_ids"])
+
     def read_shard(self, index: int, parse: bool = True) -> dict[str, np.ndarray]:
         """The columns of listed shard ``index`` (``{}`` without ``parse``: checksum only), or
         :class:`DamagedShardError` if its file is missing, changed or unreadable."""

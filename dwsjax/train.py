@@ -33,7 +33,7 @@ from dwsjax.loop import fit_epochs
 from dwsjax.matching import check_same_spec
 from dwsjax.models.probes import raw_kwargs, reads_raw_weights
 from dwsjax.optim import TIES, TrainRecipe, optimizer
-from dwsjax.store import InrBatch
+from dwsjax.store import InrBatch, InrStore
 from dwsjax.weights import WeightStats, normalize
 
 Augment = Callable[[jax.Array, object, jax.Array], tuple[object, jax.Array]]
@@ -211,6 +211,41 @@ def evaluate(
         total_loss += float(loss)
         total_correct += float(correct)
     return Metrics(total_loss / n, total_correct / n)
+
+
+def evaluate_store(
+    state: TrainState,
+    store: InrStore,
+    stats: WeightStats,
+    num_classes: int,
+    batch_size: int = 256,
+    views: int | None = None,
+) -> Metrics:
+    """Loss and accuracy over the INRs of ``store.load(views)``, read shard by shard: memory holds one
+    shard, so stores larger than memory evaluate, and the result is :func:`evaluate`'s on the whole store.
+
+    Args:
+        state: A trained state (e.g. the best-validation parameters of :func:`train_classifier`).
+        store: The INR store to evaluate on.
+        stats: The normalisation statistics the model was trained with.
+        num_classes: Classes of the model's output.
+        batch_size: Evaluation batch size (rounded up to a multiple of the device count).
+        views: Evaluate the first ``views`` views of every object (default: all).
+
+    Returns:
+        :class:`Metrics`: mean loss and accuracy over the store's INRs (failed fits left out).
+    """
+    sharding, replicated = batch_shardings()
+    state = jax.device_put(state, replicated)
+    n, loss, correct = 0, 0.0, 0.0
+    for batch in store.shard_batches(views):
+        k = len(batch.labels)
+        if k:
+            metrics = evaluate(state, batch, stats, num_classes, batch_size, sharding)
+            n, loss, correct = n + k, loss + metrics.loss * k, correct + metrics.accuracy * k
+    if not n:
+        raise ValueError(f"the INR store at {store.root} holds no INRs to evaluate")
+    return Metrics(loss / n, correct / n)
 
 
 def best_arrays(state: TrainState, best: TrainState) -> dict:

@@ -212,3 +212,21 @@ def test_two_processes_of_a_distributed_job_fit_the_store_one_process_fits(tmp_p
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_a_store_evaluates_shard_by_shard_as_loaded_whole(complete_store):
+    """evaluate_store reads one shard at a time and gives evaluate()'s loss and accuracy on store.load()."""
+    from dwsjax.batching import batch_shardings
+    from dwsjax.models import build_model
+    from dwsjax.optim import TrainRecipe
+    from dwsjax.train import TrainConfig, create_state, evaluate, evaluate_store
+    from dwsjax.weights import weight_stats
+
+    whole = complete_store.load(views=1)
+    assert_same_inrs(whole, jax.tree.map(lambda *xs: np.concatenate(xs), *complete_store.shard_batches(views=1)))
+    model = build_model("dws", complete_store.spec, 10, hidden=4, depth=2, normalization="batch")
+    state = create_state(model, whole, TrainConfig(TrainRecipe(learning_rate=1e-3, batch_size=4), epochs=1))
+    stats = weight_stats(whole.weights)
+    streamed = evaluate_store(state, complete_store, stats, 10, batch_size=3, views=1)
+    loaded = evaluate(state, whole, stats, 10, 3, batch_shardings()[0])
+    np.testing.assert_allclose(streamed, loaded, rtol=1e-5)
