@@ -230,3 +230,10 @@ def test_a_store_evaluates_shard_by_shard_as_loaded_whole(complete_store):
     streamed = evaluate_store(state, complete_store, stats, 10, batch_size=3, views=1)
     loaded = evaluate(state, whole, stats, 10, 3, batch_shardings()[0])
     np.testing.assert_allclose(streamed, loaded, rtol=1e-5)
+
+
+def test_bench_store_reads_every_inr_whole_and_shard_by_shard(tmp_path):
+    from experiments import bench_store
+
+    lines = bench_store.main(["--store", str(tmp_path / "random"), "--make", "10"])
+    assert [(line["mode"], line["inrs"]) for line in lines] == [("baseline", 0), ("load", 10), ("shards", 10)]
