@@ -61,6 +61,7 @@ def classify_results(args):
         "params": 10,
         "train_samples_per_s": 1.0,
         "inr_recipe": args.inr_recipe,
+        "inr_init": args.inr_init,
         "train_recipe": args.train_recipe,
         "inr_store_psnr": 30.0,
     }
@@ -156,6 +157,15 @@ def test_another_inr_recipe_runs_in_its_own_directory_under_the_sets_protocol(tm
     assert not {a.out for a in calls[4:]} & {a.out for a in calls[:4]}, "nor do they resume the set's runs"
     assert '"inr_recipe": "dwsnets-fast"' in table and '"inr_recipe": "dwsnets"' not in table, "the set's protocol"
     assert "| 48 | 2 | dwsnets-fast |" in table and "| 48 | 2 | dwsnets |" in table
+
+
+def test_shared_inits_run_in_their_own_directory_and_are_marked_in_the_table(tmp_path, monkeypatch):
+    calls = record_runs(monkeypatch, classify_results)
+    reproduce.main(set_argv("smoke", tmp_path) + ["--augment", "none"])
+    table = reproduce.main(set_argv("smoke", tmp_path) + ["--inr-init", "shared", "--augment", "none"]).read_text()
+    assert [a.inr_init for a in calls] == ["independent"] * 2 + ["shared"] * 2, "shared runs are not done yet"
+    assert all(Path(a.out).name.endswith(f"_shared_s{a.seed}") for a in calls[2:])
+    assert "| 48 | 2 | dwsnets-fast |" in table and "| 48 | 2 | dwsnets-fast, shared init |" in table
 
 
 def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch):
