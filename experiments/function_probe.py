@@ -69,7 +69,7 @@ def model_rows(results_dir: Path, row: dict) -> list[str]:
             if same and r.get("test_accuracy"):
                 groups[(path.stem, r["model"], r["augment"], r["views"])].append(100 * float(r["test_accuracy"]))
     return [
-        f"| [{s}]({s}.md) | {m} | {a} | {v} | {mean_pm_std(accs)} | {len(accs)} |"
+        f"| [{s}]({s}.md) | {inr_recipe_name(row)} | {m} | {a} | {v} | {mean_pm_std(accs)} | {len(accs)} |"
         for (s, m, a, v), accs in sorted(groups.items())
     ]
 
@@ -98,8 +98,8 @@ def render_table(results_dir: Path) -> str:
         "",
         "Weight-space models on the same split and INR recipe (`experiments.reproduce`):",
         "",
-        "| set | model | augmentation | views | test acc. (%) | seeds |",
-        "|---|---|---|---:|---:|---:|",
+        "| set | INR recipe | model | augmentation | views | test acc. (%) | seeds |",
+        "|---|---|---|---|---:|---:|---:|",
     ]
     lines += dict.fromkeys(line for r in rows for line in model_rows(results_dir, r))
     return "\n".join(lines) + "\n"
