@@ -16,14 +16,22 @@ the devices present (:func:`dwsjax.fit.fit_sirens` on random targets,
 the compilation each step pays once.
 Steps the probes share (same store recipe, same model and augmentation) are
 probed once; a training step whose probe runs out of device memory is listed
-with the allocation that failed and no time.
+with the allocation that failed and no time. Probe results are kept in
+``<cache dir>/plan_probes.json`` under the machine they were measured on
+(:func:`machine`), so the first plan on a machine takes minutes (compiling the
+probed steps) and the next ones print in seconds; delete the file to measure again.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import platform
 import re
 import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -31,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dwsjax.data import load_targets
+from dwsjax.files import atomic_write_text
 from dwsjax.fit import FitConfig, adam_init, adam_step, fit_sirens, siren_mse_and_grad
 from dwsjax.inr_datasets import InrDatasetConfig, missing_inrs
 from dwsjax.presets import preset
@@ -52,6 +61,7 @@ from dwsjax.weights import weight_stats
 PROBE_FIT_STEPS = 250
 PROBE_FIT_CHUNKS = 4
 PROBE_TRAIN_BATCHES = 16
+PROBES_FILE = "plan_probes.json"
 
 
 class PlanStep(NamedTuple):
@@ -72,6 +82,47 @@ class PlanStep(NamedTuple):
     gflop: float
     seconds: float
     note: str = ""
+
+
+def machine() -> str:
+    """What a probe's time depends on besides the probed step: the JAX version, the devices, and on CPU the
+    processor model (``/proc/cpuinfo``, else :func:`platform.processor`)."""
+    devices = jax.devices()
+    processor = platform.processor() or platform.machine()
+    if devices[0].platform == "cpu" and Path("/proc/cpuinfo").exists():
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]  # fmt: skip
+        processor = names[0] if names else processor
+    return f"jax {jax.__version__}, {len(devices)} x {devices[0].device_kind} ({devices[0].platform}), {processor}"
+
+
+class Probes:
+    """Probe results by key, measured once per :func:`machine` and kept in ``path`` (none: this plan only).
+
+    ``get(key, measure)`` returns the stored result of ``key`` on this machine or stores ``measure()``;
+    ``measured`` and ``read`` count both kinds. An unreadable file is reported and measured over.
+    """
+
+    def __init__(self, path: Path | None):
+        self.path, self.values, self.measured, self.read = path, {}, 0, 0
+        if path is not None and path.exists():
+            try:
+                self.values = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                warnings.warn(f"{path} is not a probe file ({err}); measuring again and writing it anew", stacklevel=2)
+
+    def get(self, key: str, measure: Callable[[], tuple]) -> tuple:
+        key = f"{machine()} | {key}"
+        if key in self.values:
+            self.read += 1
+            return tuple(self.values[key])
+        value = measure()
+        self.measured += 1
+        self.values[key] = list(value)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.values, indent=1))
+        return value
 
 
 def step_flops(jitted, *args) -> float:
@@ -173,9 +224,9 @@ def points_per_inr(store: InrDatasetConfig, data_dir: str | None) -> int:
     return int(np.prod(load_targets(store.dataset, "test", data_dir, limit=1).shape[:2]))
 
 
-def fit_plan(configs: list[RunConfig]) -> list[PlanStep]:
+def fit_plan(configs: list[RunConfig], probes: Probes) -> list[PlanStep]:
     """One step per INR store the runs read (the largest object count asked of each), for the INRs the
-    store in the runs' cache lacks."""
+    store in the runs' cache lacks; ``probes`` keeps :func:`fit_probe` results."""
     needed: dict[str, tuple[InrDatasetConfig, int, str, str | None]] = {}
     for config in configs:
         check_object_counts(config)
@@ -184,14 +235,13 @@ def fit_plan(configs: list[RunConfig]) -> list[PlanStep]:
             path = str(store_dir(config.cache_dir, store[0].identity()))
             if path not in needed or needed[path][1] < objects:
                 needed[path] = (store[0], objects, path, config.data_dir)
-    probes: dict[tuple, tuple[float, float, float]] = {}
     steps = []
     for store, objects, path, data_dir in needed.values():
         fit_config = store.fit_config()
         points = points_per_inr(store, data_dir)
-        if (fit_config, points) not in probes:
-            probes[(fit_config, points)] = fit_probe(fit_config, points)
-        flops, rate, compile_seconds = probes[(fit_config, points)]
+        flops, rate, compile_seconds = probes.get(
+            f"fit {fit_config!r}, {points} points", lambda: fit_probe(fit_config, points)
+        )
         missing = missing_inrs(path, store, objects)
         total = objects * store.views
         work = missing * fit_config.steps
@@ -213,26 +263,29 @@ def probe_key(config: RunConfig) -> RunConfig:
         val_objects=None,
         test_objects=None,
         out=None,
+        data_dir=None,
+        cache_dir=None,
         resume=False,
         plot=False,
         progress=False,
     )
 
 
-def train_plan(config: RunConfig, probes: dict) -> PlanStep:
+def train_plan(config: RunConfig, probes: Probes) -> PlanStep:
     """The training step of one run: its epochs over the training INRs, with validation and test after each;
-    ``probes`` caches :func:`train_probe` results by :func:`probe_key`."""
+    ``probes`` keeps :func:`train_probe` results by :func:`probe_key`."""
     train, val, test = object_counts(config)
     store = store_configs(config)[0][0]
-    key = probe_key(config)
-    if key not in probes:
+
+    def measure() -> tuple:
         spec = preset(config.dataset).spec
         num_classes = len(load_targets(config.dataset, "test", config.data_dir, limit=1).class_names)
         try:
-            probes[key] = train_probe(config, spec, num_classes, "sine")
+            return train_probe(config, spec, num_classes, "sine")
         except DoesNotFit as err:
-            probes[key] = (err.flops, 0.0, math.inf, f"does not fit here: {err}")
-    flops, rate, compile_seconds, *failure = probes[key]
+            return err.flops, 0.0, math.inf, f"does not fit here: {err}"
+
+    flops, rate, compile_seconds, *failure = probes.get(f"train {probe_key(config)!r}", measure)
     samples = train * config.views * config.epochs
     evaluated = (val + test) * config.epochs
     work = samples + evaluated / 3
@@ -242,11 +295,13 @@ def train_plan(config: RunConfig, probes: dict) -> PlanStep:
     return PlanStep(what, samples + evaluated, "samples", work * flops / 1e9, seconds, "; ".join(notes))
 
 
-def plan(configs: list[RunConfig]) -> list[PlanStep]:
+def plan(configs: list[RunConfig], probes: Probes | None = None) -> list[PlanStep]:
     """The steps of running ``configs`` in order: fitting every store they read, then each training run.
 
     Args:
         configs: the runs; their object counts must be given (a plan does not read whole splits).
+        probes: where probe results are kept (default: ``plan_probes.json`` in the first run's cache
+            directory, none without one).
 
     Returns:
         :class:`PlanStep` s: one per store to fit, then one per run.
@@ -258,8 +313,14 @@ def plan(configs: list[RunConfig]) -> list[PlanStep]:
 
     use_all_cpu_cores()
     configs = [resolve_protocol(c) for c in configs]
-    probes: dict = {}
-    return fit_plan(configs) + [train_plan(c, probes) for c in configs]
+    probes = kept_probes(configs) if probes is None else probes
+    return fit_plan(configs, probes) + [train_plan(c, probes) for c in configs]
+
+
+def kept_probes(configs: list[RunConfig]) -> Probes:
+    """The probe results kept in the first run's cache directory (:data:`PROBES_FILE`; none without one)."""
+    cache = configs[0].cache_dir if configs else None
+    return Probes(None if cache is None else Path(cache) / PROBES_FILE)
 
 
 def format_plan(steps: list[PlanStep]) -> str:

@@ -532,12 +532,15 @@ def main(argv=None) -> Path | None:
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path = results_dir / f"{args.set}.csv"
     if args.dry_run:
-        from dwsjax.plan import format_plan, plan
+        from dwsjax.plan import format_plan, kept_probes, plan
 
         todo = [run for run in runs if not is_done(read_csv_rows(csv_path), run)]
         runs_dir = Path(args.runs_dir) / args.set
-        text = format_plan(plan([run_config(r, runs_dir / r.name, args.data_dir, args.cache_dir) for r in todo]))
-        print(f"{args.set}: {len(todo)} of {len(runs)} runs to do\n\n{text}")
+        configs = [run_config(r, runs_dir / r.name, args.data_dir, args.cache_dir) for r in todo]
+        probes = kept_probes(configs)
+        text = format_plan(plan(configs, probes))
+        kept = f"; probes: {probes.measured} measured, {probes.read} read from {probes.path}" if probes.path else ""
+        print(f"{args.set}: {len(todo)} of {len(runs)} runs to do{kept}\n\n{text}")
         return None
     if not args.table_only:
         for i, run in enumerate(runs):

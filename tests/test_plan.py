@@ -3,8 +3,9 @@ cannot count."""
 
 import pytest
 
+import dwsjax.plan
 from dwsjax.inr_datasets import build_inr_store
-from dwsjax.plan import format_plan, plan
+from dwsjax.plan import PROBES_FILE, Probes, format_plan, kept_probes, plan
 from dwsjax.run import RunConfig, store_configs, store_dir
 
 
@@ -37,9 +38,24 @@ def test_the_plan_of_a_tiny_protocol_counts_its_work_and_skips_cached_stores(tmp
 
     (test_store, test_objects) = store_configs(config)[1]
     build_inr_store(store_dir(config.cache_dir, test_store.identity()), test_store, test_objects, progress=False)
-    fit_train_again, fit_test_again, _ = plan([config, config.replace(seed=1)])[:3]
-    assert fit_train_again.work == fit_train.work
+    probes = kept_probes([config])
+    fit_train_again, fit_test_again, train_again, _ = plan([config, config.replace(seed=1)], probes)
+    assert (probes.measured, probes.read) == (0, 4), "the first plan's probes are kept in the cache directory"
+    assert fit_train_again == fit_train and train_again == train
     assert (fit_test_again.work, fit_test_again.note) == (0, "cached")
+
+
+def test_kept_probes_are_per_machine_and_a_corrupt_file_is_measured_over(tmp_path, monkeypatch):
+    path = tmp_path / "cache" / PROBES_FILE
+    probes = Probes(path)
+    assert probes.get("train a", lambda: (1.0, 2.0, 3.0)) == (1.0, 2.0, 3.0)
+    assert Probes(path).get("train a", lambda: pytest.fail("measured again")) == (1.0, 2.0, 3.0)
+    monkeypatch.setattr(dwsjax.plan, "machine", lambda: "another machine")
+    assert Probes(path).get("train a", lambda: (4.0, 5.0, 6.0)) == (4.0, 5.0, 6.0)
+    path.write_text("{not json")
+    with pytest.warns(UserWarning, match="not a probe file"):
+        probes = Probes(path)
+    assert probes.get("train a", lambda: (7.0, 8.0, 9.0)) == (7.0, 8.0, 9.0) and probes.measured == 1
 
 
 def test_a_plan_needs_every_object_count(tmp_path):
