@@ -105,6 +105,7 @@ class Probes:
 
     def __init__(self, path: Path | None):
         self.path, self.values, self.measured, self.read = path, {}, 0, 0
+        self.machine = machine()
         if path is not None and path.exists():
             try:
                 self.values = json.loads(path.read_text())
@@ -112,7 +113,7 @@ class Probes:
                 warnings.warn(f"{path} is not a probe file ({err}); measuring again and writing it anew", stacklevel=2)
 
     def get(self, key: str, measure: Callable[[], tuple]) -> tuple:
-        key = f"{machine()} | {key}"
+        key = f"{self.machine} | {key}"
         if key in self.values:
             self.read += 1
             return tuple(self.values[key])
