@@ -194,8 +194,8 @@ def build_inr_store(
         The :class:`InrStore`; ``store.load()`` gives its INRs as an :class:`InrBatch`.
 
     Raises:
-        ValueError: If ``views < 1``, the store at ``out_dir`` has another identity, or the
-            dataset or recipe is unknown.
+        ValueError: If ``views < 1``, the store at ``out_dir`` has another identity, the split holds
+            fewer than ``objects`` objects, or the dataset or recipe is unknown.
         FileNotFoundError: If the dataset's files are missing.
     """
     if config.views < 1:
@@ -207,6 +207,12 @@ def build_inr_store(
         targets = load_targets(
             config.dataset, config.split, data_dir, limit=objects, seed=config.seed, n_points=config.n_points
         )
+        if objects is not None and len(targets.labels) < objects:
+            raise ValueError(
+                f"{config.dataset}/{config.split} holds {len(targets.labels)} objects, fewer than the {objects} "
+                "asked for: ask for fewer objects (--train-objects + --val-objects come from the train split, "
+                "--test-objects from the test split) or point --data-dir (or DWSJAX_DATA_DIR) at the full dataset"
+            )
         store.update_metadata(
             class_names=list(targets.class_names),
             kind=targets.kind,

@@ -283,6 +283,23 @@ def test_a_run_is_one_typed_config_of_its_protocol_and_cell(tmp_path):
     assert reproduce.run_config(reproduce.runs_of("smoke", [0])[0]).inr_points == RunConfig().inr_points
 
 
+@pytest.mark.parametrize(
+    "name, dataset, counts, epochs, views",
+    [
+        ("fmnist-paper", "fmnist", (55000, 5000, 10000), 300, {1, 10}),
+        ("cifar10-paper", "cifar10", (45000, 5000, 10000), 300, {1, 5}),
+        ("modelnet40-paper", "modelnet40", (8859, 984, 2468), 250, {1}),
+    ],
+)
+def test_paper_sets_run_the_papers_split_recipes_and_epochs(name, dataset, counts, epochs, views):
+    configs = [reproduce.run_config(run) for run in reproduce.runs_of(name, [0])]
+    assert {(c.dataset, c.train_objects, c.val_objects, c.test_objects, c.epochs) for c in configs} == {
+        (dataset, *counts, epochs)
+    }
+    assert {(c.inr_recipe, c.hidden) for c in configs} == {("dwsnets", 128)}
+    assert {c.views for c in configs} == views and "mixup_aligned" in {c.augment for c in configs}
+
+
 def test_rows_of_the_committed_results_are_recognised_as_done():
     """A row of results/fmnist-augment.csv, read back as the config it records, matches its run."""
     rows = read_csv_rows(RESULTS / "fmnist-augment.csv")

@@ -237,3 +237,10 @@ def test_bench_store_reads_every_inr_whole_and_shard_by_shard(tmp_path):
 
     lines = bench_store.main(["--store", str(tmp_path / "random"), "--make", "10"])
     assert [(line["mode"], line["inrs"]) for line in lines] == [("baseline", 0), ("load", 10), ("shards", 10)]
+
+
+def test_asking_for_more_objects_than_the_split_holds_fails_before_fitting(tmp_path):
+    config = InrDatasetConfig("synthetic3d", "test", steps=20)
+    with pytest.raises(ValueError, match=r"synthetic3d/test holds 200 objects, fewer than the 201 asked for"):
+        build_inr_store(tmp_path / "store", config, objects=201, progress=False)
+    assert not (tmp_path / "store").exists()
