@@ -151,6 +151,14 @@ FIGURE_CELLS = {name: [("dws", "none", 1), ("dws", "mixup_aligned", 1)] for name
 
 Cells = list[tuple[str, str, int]]  # (model, augmentation, views)
 
+FMNIST_PARTNERS: list[tuple[Protocol, Cells]] = [
+    (FMNIST._replace(store_views=10, mixup_partners="store"), [("dws", "mixup_aligned", 1)]),
+    (
+        FMNIST._replace(store_views=10),
+        [("dws", "none", 1), ("dws", "mixup_aligned", 1), ("dws", "none", 10), ("dws", "mixup_aligned", 10)],
+    ),
+]
+
 # A set is one or more protocols, each with the cells run under it.
 SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # The last cell pairs the two strongest augmentations here (the paper's combination also carries translate).
@@ -171,16 +179,9 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # Where aligned MixUp's partners come from: the released code of the augmentation paper draws them from every
     # view of the training split while its anchors keep --n-views (dwsjax.run.partner_pool). One 10-view store
     # serves every cell, as in fmnist-views (whose none cells are the same runs).
-    "fmnist-partners": [
-        (
-            FMNIST._replace(store_views=10, mixup_partners="store"),
-            [("dws", "mixup_aligned", 1)],
-        ),
-        (
-            FMNIST._replace(store_views=10),
-            [("dws", "none", 1), ("dws", "mixup_aligned", 1), ("dws", "none", 10), ("dws", "mixup_aligned", 10)],
-        ),
-    ],
+    "fmnist-partners": FMNIST_PARTNERS,
+    # The same cells on INRs of the exact recipe (the issue's second pass; an accelerator's job).
+    "fmnist-partners-exact": [(p._replace(inr_recipe="dwsnets"), cells) for p, cells in FMNIST_PARTNERS],
     # Table 1's Fashion-MNIST column as the augmentation paper ran it (an accelerator's job; `--dry-run` prices it):
     # its split, exact INR recipe and 10 views per training image, DWS with 128 channels for 300 epochs (App. B, D),
     # MixUp partners from every view (its released code), the strongest other augmentation here.

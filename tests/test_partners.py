@@ -160,3 +160,12 @@ def test_tie_rule_picks_the_earliest_or_latest_equal_validation_epoch(ties, best
     assert history["best_epoch"] == best
     with pytest.raises(ValueError, match="ties must be one of"):
         BestValidation(None, measure, "val", "test", "middle")
+
+
+def test_the_exact_recipe_partner_set_runs_the_same_cells_on_exact_recipe_inrs():
+    default, exact = runs_of("fmnist-partners", [0]), runs_of("fmnist-partners-exact", [0])
+    assert [(r.model, r.augment, r.views, r.protocol.mixup_partners) for r in exact] == [
+        (r.model, r.augment, r.views, r.protocol.mixup_partners) for r in default
+    ]
+    assert {r.protocol.inr_recipe for r in exact} == {"dwsnets"}
+    assert not {r.name for r in exact} & {r.name for r in default}
