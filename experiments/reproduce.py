@@ -151,6 +151,14 @@ FIGURE_CELLS = {name: [("dws", "none", 1), ("dws", "mixup_aligned", 1)] for name
 
 Cells = list[tuple[str, str, int]]  # (model, augmentation, views)
 
+
+def paper_set(protocol: Protocol, dws_cells: Cells) -> list[tuple[Protocol, Cells]]:
+    """A paper-protocol set: the DWS cells at the protocol's width, and the relational transformer without and
+    with aligned MixUp on one view at its reference width and recipe (d_node 64, as in the augmentation paper's
+    code; ``neural-graphs``), the protocol's DWS width being no GNN width."""
+    return [(protocol, dws_cells), (protocol._replace(hidden=None), [("gnn", a, 1) for a in ("none", "mixup_aligned")])]
+
+
 FMNIST_PARTNERS: list[tuple[Protocol, Cells]] = [
     (FMNIST._replace(store_views=10, mixup_partners="store"), [("dws", "mixup_aligned", 1)]),
     (
@@ -185,21 +193,17 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # Table 1's Fashion-MNIST column as the augmentation paper ran it (an accelerator's job; `--dry-run` prices it):
     # its split, exact INR recipe and 10 views per training image, DWS with 128 channels for 300 epochs (App. B, D),
     # MixUp partners from every view (its released code), the strongest other augmentation here.
-    "fmnist-paper": [
-        (
-            FMNIST_PAPER,
-            [("dws", a, v) for a, v in (("none", 1), ("mixup_aligned", 1), ("siren_negation", 1), ("none", 10))],
-        )
-    ],
+    "fmnist-paper": paper_set(
+        FMNIST_PAPER,
+        [("dws", a, v) for a, v in (("none", 1), ("mixup_aligned", 1), ("siren_negation", 1), ("none", 10))],
+    ),
     # The same for CIFAR-10 (SIREN negation: the strongest other augmentation of the `cifar10` set) and ModelNet40
     # (1 view; the paper's cells without and with aligned MixUp). Accelerator jobs: `--dry-run` prices them.
-    "cifar10-paper": [
-        (
-            CIFAR10_PAPER,
-            [("dws", a, v) for a, v in (("none", 1), ("mixup_aligned", 1), ("siren_negation", 1), ("none", 5))],
-        )
-    ],
-    "modelnet40-paper": [(MODELNET40_PAPER, [("dws", a, 1) for a in ("none", "mixup_aligned")])],
+    "cifar10-paper": paper_set(
+        CIFAR10_PAPER,
+        [("dws", a, v) for a, v in (("none", 1), ("mixup_aligned", 1), ("siren_negation", 1), ("none", 5))],
+    ),
+    "modelnet40-paper": paper_set(MODELNET40_PAPER, [("dws", a, 1) for a in ("none", "mixup_aligned")]),
     # MixUp of template-aligned INRs against pairwise-aligned MixUp (dwsjax.template_store).
     "fmnist-prealigned": [(FMNIST, [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")])],
     # Long enough for the unaugmented model to overfit, the regime in which the paper reports MixUp's gain.

@@ -296,8 +296,9 @@ def test_paper_sets_run_the_papers_split_recipes_and_epochs(name, dataset, count
     assert {(c.dataset, c.train_objects, c.val_objects, c.test_objects, c.epochs) for c in configs} == {
         (dataset, *counts, epochs)
     }
-    assert {(c.inr_recipe, c.hidden) for c in configs} == {("dwsnets", 128)}
+    assert {(c.model, c.inr_recipe, c.hidden) for c in configs} == {("dws", "dwsnets", 128), ("gnn", "dwsnets", None)}
     assert {c.views for c in configs} == views and "mixup_aligned" in {c.augment for c in configs}
+    assert {c.augment for c in configs if c.model == "gnn"} == {"none", "mixup_aligned"}
 
 
 def test_rows_of_the_committed_results_are_recognised_as_done():
