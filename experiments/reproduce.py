@@ -154,8 +154,8 @@ Cells = list[tuple[str, str, int]]  # (model, augmentation, views)
 
 def paper_set(protocol: Protocol, dws_cells: Cells) -> list[tuple[Protocol, Cells]]:
     """A paper-protocol set: the DWS cells at the protocol's width, and the relational transformer without and
-    with aligned MixUp on one view at its reference width and recipe (d_node 64, as in the augmentation paper's
-    code; ``neural-graphs``), the protocol's DWS width being no GNN width."""
+    with aligned MixUp on one view at its own reference width and recipe (d_node 64, as in the augmentation
+    paper's code; ``neural-graphs``): the protocol's ``hidden`` is DWS's channel count, so the GNN cells drop it."""
     return [(protocol, dws_cells), (protocol._replace(hidden=None), [("gnn", a, 1) for a in ("none", "mixup_aligned")])]
 
 
@@ -188,7 +188,7 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # view of the training split while its anchors keep --n-views (dwsjax.run.partner_pool). One 10-view store
     # serves every cell, as in fmnist-views (whose none cells are the same runs).
     "fmnist-partners": FMNIST_PARTNERS,
-    # The same cells on INRs of the exact recipe (the issue's second pass; an accelerator's job).
+    # The same cells on INRs of the exact recipe (an accelerator's job; `--dry-run` prices it).
     "fmnist-partners-exact": [(p._replace(inr_recipe="dwsnets"), cells) for p, cells in FMNIST_PARTNERS],
     # Table 1's Fashion-MNIST column as the augmentation paper ran it (an accelerator's job; `--dry-run` prices it):
     # its split, exact INR recipe and 10 views per training image, DWS with 128 channels for 300 epochs (App. B, D),
