@@ -225,6 +225,7 @@ def run_function_probe(config: FunctionProbeConfig) -> dict:
         "inr_points": config.inr_points if kind == "shape" else "",
         "grid": "x".join(map(str, resolution)),
         "inr_store_psnr": round(train_store.summary()["mean_psnr"], 2),
+        "inr_store": train_store.root.name,
         "inr_test_accuracy": on_inrs.test_accuracy,
         "inr_train_accuracy": on_inrs.train_accuracy,
         "source_test_accuracy": on_source.test_accuracy,

@@ -367,6 +367,14 @@ def store_dir(cache_dir: str, identity: dict) -> Path:
     return Path(cache_dir) / f"{identity['dataset']}_{identity['split']}_v{identity['views']}_{digest}"
 
 
+def inr_store_name(config: CommonConfig) -> str:
+    """The directory name of the training INR store a run reads, e.g. ``modelnet10_train_v1_3db96ab846``.
+    Its digest changes with whatever changes the INRs (recipe, steps, points, init keys), so a results row
+    that records it names the INRs behind its accuracy."""
+    (train_config, _), _ = store_configs(config)
+    return store_dir(".", train_config.identity()).name
+
+
 def check_object_counts(config) -> None:
     """Refuse an object count below 1 (an empty split)."""
     for flag, value in (
@@ -658,6 +666,7 @@ def run_in(config: RunConfig, out: Path) -> dict:
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in history["epochs"]) / len(history["epochs"]),
         "train_seconds": training_seconds(history["epochs"]),
         "inr_store_psnr": train_store.summary()["mean_psnr"],
+        "inr_store": train_store.root.name,
     }
     (out / "results.json").write_text(json.dumps({**results, "history": history["epochs"]}, indent=1))
     write_history_csv(out / "history.csv", history["epochs"])

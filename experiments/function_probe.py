@@ -38,6 +38,7 @@ COLUMNS = [
     "inr_points",
     "grid",
     "inr_store_psnr",
+    "inr_store",
     "inr_test_accuracy",
     "inr_train_accuracy",
     "source_test_accuracy",

@@ -42,7 +42,7 @@ from dwsjax.augment import mixes_pairs, spec_label, spec_of_label
 from dwsjax.files import append_csv_rows, atomic_write_text, read_csv_rows
 from dwsjax.optim import MODEL_RECIPES
 from dwsjax.recipes import DEFAULT_RECIPE, INR_INITS, RECIPES
-from dwsjax.run import DWS_LAYOUT, RunConfig, run_classification  # noqa: F401
+from dwsjax.run import DWS_LAYOUT, RunConfig, inr_store_name, run_classification  # noqa: F401
 from experiments.cli import make_parser, run_cli
 from experiments.reproduce_ssl import SSL_SETS, run_ssl_set
 from experiments.tables import inr_recipe_name, mean_pm_std
@@ -282,6 +282,7 @@ COLUMNS = [
     "learning_rate",
     "warmup_steps",
     "inr_store_psnr",
+    "inr_store",
     "train_seconds",
     "wall_seconds",
 ]
@@ -370,9 +371,14 @@ def row_config(row: dict[str, str]) -> RunConfig | None:
 def is_done(rows: list[dict], run: Run) -> bool:
     """Whether a row of ``rows`` records ``run``: the same :meth:`RunConfig.key` (dataset, model variant,
     augmentation, views, seed, training objects, epochs, INR and training recipes, DWS layout, probes, MixUp
-    partners)."""
-    key = run_config(run).key()
-    return any(config is not None and config.key() == key for config in map(row_config, rows))
+    partners) and the same INR store (:func:`~dwsjax.run.inr_store_name`; a row written before rows
+    recorded it counts for any store)."""
+    config = run_config(run)
+    key, store = config.key(), inr_store_name(config)
+    return any(
+        recorded is not None and recorded.key() == key and row.get("inr_store") in (None, "", store)
+        for row, recorded in zip(rows, map(row_config, rows))
+    )
 
 
 def layout_name(row: dict) -> str:
@@ -392,11 +398,26 @@ def partners_name(row: dict) -> str:
     return f"{partners} ({row['partner_inrs']} INRs)" if row.get("partner_inrs") else partners
 
 
+def inr_labels(rows: list[dict]) -> list[str]:
+    """Each row's INR recipe (:func:`~experiments.tables.inr_recipe_name`), followed by its store's digest
+    where rows of one recipe came from several stores (a refit draws other INRs), e.g.
+    ``dwsnets-fast, store 3db96ab846``, or ``store not recorded`` for rows written before rows recorded it."""
+    stores: dict[str, set[str]] = {}
+    for r in rows:
+        stores.setdefault(inr_recipe_name(r), set()).add(r.get("inr_store") or "")
+    labels = []
+    for r in rows:
+        name, store = inr_recipe_name(r), r.get("inr_store") or ""
+        suffix = f"store {store.rsplit('_', 1)[-1]}" if store else "store not recorded"
+        labels.append(name if len(stores[name]) == 1 else f"{name}, {suffix}")
+    return labels
+
+
 def markdown_table(rows: list[dict]) -> str:
     """Mean ± std of test accuracy (%) over seeds per (dataset, model, augment, views, training objects,
-    epochs, INR recipe, training recipe, DWS layout, MixUp partners) cell."""
+    epochs, INR recipe and store, training recipe, DWS layout, MixUp partners) cell."""
     cells: dict[tuple, list[dict]] = {}
-    for r in rows:
+    for r, inr in zip(rows, inr_labels(rows)):
         key = (
             r["dataset"],
             r["model"],
@@ -404,7 +425,7 @@ def markdown_table(rows: list[dict]) -> str:
             int(r["views"]),
             int(r["train_objects"]),
             int(r["epochs"]),
-            inr_recipe_name(r),
+            inr,
             r["train_recipe"],
             layout_name(r),
             partners_name(r),

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from dwsjax.files import append_csv_rows, read_csv_rows
+from dwsjax.files import append_csv_rows, atomic_write_text, csv_text, read_csv_rows
 from dwsjax.models import DWSClassifier
-from dwsjax.run import RunConfig
+from dwsjax.run import RunConfig, inr_store_name
 from dwsjax.ssl_run import SslConfig
 from experiments import reproduce, reproduce_ssl
 
@@ -64,6 +64,7 @@ def classify_results(args):
         "inr_init": args.inr_init,
         "train_recipe": args.train_recipe,
         "inr_store_psnr": 30.0,
+        "inr_store": inr_store_name(args),
     }
 
 
@@ -166,6 +167,23 @@ def test_shared_inits_run_in_their_own_directory_and_are_marked_in_the_table(tmp
     assert [a.inr_init for a in calls] == ["independent"] * 2 + ["shared"] * 2, "shared runs are not done yet"
     assert all(Path(a.out).name.endswith(f"_shared_s{a.seed}") for a in calls[2:])
     assert "| 48 | 2 | dwsnets-fast |" in table and "| 48 | 2 | dwsnets-fast, shared init |" in table
+
+
+def test_rows_of_another_inr_store_are_not_taken_for_done(tmp_path, monkeypatch):
+    """A refit draws other INRs (new init keys, say): rows name their store, and only rows of the run's
+    store, or rows that name none (written before rows recorded it), count as done."""
+    calls = record_runs(monkeypatch, classify_results)
+    reproduce.main(set_argv("smoke", tmp_path) + ["--augment", "none"])
+    csv_path = tmp_path / "results" / "smoke.csv"
+    rows = read_csv_rows(csv_path)
+    store = inr_store_name(calls[0])
+    assert store.startswith("synthetic2d_train_v1_") and {r["inr_store"] for r in rows} == {store}
+    rows[0]["inr_store"], rows[1]["inr_store"] = "synthetic2d_train_v1_0123456789", ""
+    atomic_write_text(csv_path, csv_text(rows, reproduce.COLUMNS))
+    table = reproduce.main(set_argv("smoke", tmp_path) + ["--augment", "none"]).read_text()
+    assert [a.seed for a in calls[2:]] == [0], "seed 0's row names another store, seed 1's none"
+    for label in ("store 0123456789", "store not recorded", f"store {store.rsplit('_', 1)[-1]}"):
+        assert f"| 2 | dwsnets-fast, {label} | dwsnets |" in table, "cells of different stores are not averaged"
 
 
 def test_runs_of_another_dws_layout_are_not_taken_for_done(tmp_path, monkeypatch):
