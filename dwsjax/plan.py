@@ -61,6 +61,8 @@ from dwsjax.weights import weight_stats
 PROBE_FIT_STEPS = 250
 PROBE_FIT_CHUNKS = 4
 PROBE_TRAIN_BATCHES = 16
+PROBE_MIN_BATCHES = 4
+PROBE_EPOCH_FLOPS = 1.05e11  # 16 steps of DWS-32 on Fashion-MNIST SIRENs (6.5 GFLOP at batch 64)
 PROBES_FILE = "plan_probes.json"
 
 
@@ -179,21 +181,21 @@ class DoesNotFit(Exception):
 def train_probe(config: RunConfig, spec, num_classes: int, activation: str) -> tuple[float, float, float]:
     """``(FLOPs per training sample, training samples per second, compile seconds)`` of the run's model,
     recipe and augmentation: :func:`train_step`'s cost on one batch, and two epochs of
-    :func:`train_classifier` on :data:`PROBE_TRAIN_BATCHES` batches of random SIRENs, validated and tested
-    on one batch each: the second epoch's wall time, evaluation counted as training (dispatch is
+    :func:`train_classifier` on :func:`probe_batches` batches of random SIRENs, validated and tested on
+    one batch each: the second epoch's wall time, evaluation counted as training (dispatch is
     asynchronous, so only whole epochs time honestly), and the first epoch's extra time."""
     _, recipe = resolved_recipe(config)
     model = run_model(config, spec, num_classes, activation, recipe)
     augment = run_pipeline(config, activation)
-    n = recipe.batch_size * PROBE_TRAIN_BATCHES
-    data = random_inrs(spec, n, num_classes)
-    one_batch = InrBatch(*(jax.tree.map(lambda x: x[: recipe.batch_size], part) for part in data))
-    partners = None if config.partners is None else data
+    one_batch = random_inrs(spec, recipe.batch_size, num_classes)
+    pairs = None if config.partners is None else (one_batch.weights, jnp.asarray(one_batch.labels))
     train_config = TrainConfig(recipe, epochs=2, seed=0)
-    pairs = None if partners is None else (one_batch.weights, jnp.asarray(one_batch.labels))
-    args = (create_state(model, data, train_config), one_batch.weights, jnp.asarray(one_batch.labels))
-    args += (jax.random.key(0), weight_stats(data.weights), num_classes, augment, pairs)
+    args = (create_state(model, one_batch, train_config), one_batch.weights, jnp.asarray(one_batch.labels))
+    args += (jax.random.key(0), weight_stats(one_batch.weights), num_classes, augment, pairs)
     flops = step_flops(train_step, *args) / recipe.batch_size
+    n = recipe.batch_size * probe_batches(flops * recipe.batch_size)
+    data = random_inrs(spec, n, num_classes)
+    partners = None if config.partners is None else data
     try:
         history = train_classifier(
             model, data, one_batch, one_batch, num_classes, train_config, augment, progress=False, partners=partners
@@ -205,6 +207,13 @@ def train_probe(config: RunConfig, spec, num_classes: int, activation: str) -> t
         raise DoesNotFit(flops, int(needed.group(1)), recipe.batch_size) from None
     first, second = (e["epoch_seconds"] for e in history["epochs"])
     return flops, n / second, max(first - second, 0.0)
+
+
+def probe_batches(step_flops: float) -> int:
+    """Training batches per probe epoch: :data:`PROBE_TRAIN_BATCHES`, fewer for a model whose step costs
+    more than :data:`PROBE_EPOCH_FLOPS` / 16 (the relational transformer: a probe of a fixed work, not a
+    fixed step count), never below :data:`PROBE_MIN_BATCHES` (the epoch also evaluates two batches)."""
+    return int(np.clip(round(PROBE_EPOCH_FLOPS / step_flops), PROBE_MIN_BATCHES, PROBE_TRAIN_BATCHES))
 
 
 def object_counts(config: RunConfig) -> tuple[int, int, int]:

@@ -75,3 +75,11 @@ def test_a_step_that_does_not_fit_has_no_time_and_stays_out_of_the_total():
     table = format_plan(steps)
     assert "| train big | 10 samples | 0.00 | — | does not fit here: out of memory |" in table
     assert "**2.0 min** | without the 1 steps that do not fit |" in table
+
+
+def test_a_costly_model_is_probed_on_fewer_batches_but_never_fewer_than_the_minimum():
+    """DWS-32 on Fashion-MNIST (6.5 GFLOP per step) keeps the full probe; the relational transformer
+    (330 GFLOP per step at batch 128) gets the fewest batches instead of minutes of training."""
+    batches = [dwsjax.plan.probe_batches(flops) for flops in (1e6, 6.5e9, 2.6e10, 3.3e11, 1e15)]
+    assert batches == [16, 16, 4, 4, 4]
+    assert dwsjax.plan.probe_batches(1.3e10) == 8
