@@ -159,6 +159,12 @@ def paper_set(protocol: Protocol, dws_cells: Cells) -> list[tuple[Protocol, Cell
     return [(protocol, dws_cells), (protocol._replace(hidden=None), [("gnn", a, 1) for a in ("none", "mixup_aligned")])]
 
 
+def paper_dws_cells(views: int) -> Cells:
+    """The DWS cells of a paper set's image column: none, aligned MixUp and SIREN negation on one view, and
+    none on the paper's ``views`` views per training object."""
+    return [("dws", a, v) for a, v in (("none", 1), ("mixup_aligned", 1), ("siren_negation", 1), ("none", views))]
+
+
 FMNIST_PARTNERS: list[tuple[Protocol, Cells]] = [
     (FMNIST._replace(store_views=10, mixup_partners="store"), [("dws", "mixup_aligned", 1)]),
     (
@@ -193,16 +199,10 @@ SETS: dict[str, list[tuple[Protocol, Cells]]] = {
     # Table 1's Fashion-MNIST column as the augmentation paper ran it (an accelerator's job; `--dry-run` prices it):
     # its split, exact INR recipe and 10 views per training image, DWS with 128 channels for 300 epochs (App. B, D),
     # MixUp partners from every view (its released code), the strongest other augmentation here.
-    "fmnist-paper": paper_set(
-        FMNIST_PAPER,
-        [("dws", a, v) for a, v in (("none", 1), ("mixup_aligned", 1), ("siren_negation", 1), ("none", 10))],
-    ),
+    "fmnist-paper": paper_set(FMNIST_PAPER, paper_dws_cells(10)),
     # The same for CIFAR-10 (SIREN negation: the strongest other augmentation of the `cifar10` set) and ModelNet40
     # (1 view; the paper's cells without and with aligned MixUp). Accelerator jobs: `--dry-run` prices them.
-    "cifar10-paper": paper_set(
-        CIFAR10_PAPER,
-        [("dws", a, v) for a, v in (("none", 1), ("mixup_aligned", 1), ("siren_negation", 1), ("none", 5))],
-    ),
+    "cifar10-paper": paper_set(CIFAR10_PAPER, paper_dws_cells(5)),
     "modelnet40-paper": paper_set(MODELNET40_PAPER, [("dws", a, 1) for a in ("none", "mixup_aligned")]),
     # MixUp of template-aligned INRs against pairwise-aligned MixUp (dwsjax.template_store).
     "fmnist-prealigned": [(FMNIST, [("dws", a, 1) for a in ("none", "mixup_aligned", "mixup_prealigned")])],
