@@ -474,22 +474,24 @@ def write_curves(results_dir: Path, runs_dir: Path, set_name: str, runs: list[Ru
 
 
 def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
-    """For a set run at several training-set sizes: test accuracy against training objects per cell,
-    with the paper's accuracy of each cell (at its full training set) as a reference line."""
+    """For a set run at several training-set sizes: test accuracy against training objects per cell (as in
+    :func:`markdown_table`: INRs of another recipe or store are another cell), with the paper's accuracy of
+    each cell (at its full training set) as a reference line."""
     from dwsjax.plots import plot_scale_curve, save_figure
 
     rows = read_csv_rows(results_dir / f"{set_name}.csv")
     if len({r["train_objects"] for r in rows}) < 2:
         return None
     cells: dict[tuple, dict[int, list[float]]] = {}
-    for r in rows:
-        cell = (r["dataset"], r["model"], r["augment"], int(r["views"]), layout_name(r), int(r["epochs"]))
+    for r, inr in zip(rows, inr_labels(rows)):
+        cell = (r["dataset"], r["model"], r["augment"], int(r["views"]), layout_name(r), int(r["epochs"]), inr)
         cells.setdefault(cell, {}).setdefault(int(r["train_objects"]), []).append(100 * float(r["test_accuracy"]))
-    layouts = {layout for *_, layout, _ in cells}
-    epoch_counts = {epochs for *_, epochs in cells}
+    layouts, epoch_counts, inrs = ({cell[i] for cell in cells} for i in (4, 5, 6))
     series, references = {}, {}
-    for (dataset, model, augment, views, layout, epochs), points in cells.items():
-        details = [layout] * (len(layouts) > 1) + [f"{epochs} epochs"] * (len(epoch_counts) > 1)
+    for (dataset, model, augment, views, layout, epochs, inr), points in cells.items():
+        details = (
+            [layout] * (len(layouts) > 1) + [f"{epochs} epochs"] * (len(epoch_counts) > 1) + [inr] * (len(inrs) > 1)
+        )
         name = f"{model} {augment}" + (f" ({', '.join(details)})" if details else "")
         series[name] = [(n, np.mean(acc), np.std(acc)) for n, acc in points.items()]
         paper_cell = (dataset, model, PAPER_CELL.get(augment, augment), views)
