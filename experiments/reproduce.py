@@ -14,8 +14,8 @@ command with one flag per config field). Finished runs are appended to
 config it records and compared with the run's, :func:`is_done`) and
 resumes a killed run from its checkpoint. After every run the markdown table
 ``results/<set>.md`` (mean and std over seeds, next to the paper's numbers for
-the same cells where the paper reports them) is rendered again; a set run at
-several training-set sizes also gets ``results/<set>.png`` (accuracy against
+the same cells where the paper reports them) is rendered again; a set with cells
+run at several training-set sizes also gets ``results/<set>.png`` (accuracy against
 training objects).
 
 CPU protocol (2 cores, no GPU; see results/README.md): 2,000 training objects with
@@ -474,18 +474,22 @@ def write_curves(results_dir: Path, runs_dir: Path, set_name: str, runs: list[Ru
 
 
 def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
-    """For a set run at several training-set sizes: test accuracy against training objects per cell (as in
-    :func:`markdown_table`: INRs of another recipe or store are another cell), with the paper's accuracy of
-    each cell (at its full training set) as a reference line."""
+    """``<set>.png``: test accuracy against training objects for each cell run at several training-set sizes
+    (a cell as in :func:`markdown_table`: INRs of another recipe or store are another cell), with the paper's
+    accuracy of each cell (at its full training set) as a reference line; no figure (an old one is removed)
+    when no cell was run at two sizes."""
     from dwsjax.plots import plot_scale_curve, save_figure
 
     rows = read_csv_rows(results_dir / f"{set_name}.csv")
-    if len({r["train_objects"] for r in rows}) < 2:
-        return None
+    out = results_dir / f"{set_name}.png"
     cells: dict[tuple, dict[int, list[float]]] = {}
     for r, inr in zip(rows, inr_labels(rows)):
         cell = (r["dataset"], r["model"], r["augment"], int(r["views"]), layout_name(r), int(r["epochs"]), inr)
         cells.setdefault(cell, {}).setdefault(int(r["train_objects"]), []).append(100 * float(r["test_accuracy"]))
+    cells = {cell: points for cell, points in cells.items() if len(points) > 1}
+    if not cells:
+        out.unlink(missing_ok=True)
+        return None
     layouts, epoch_counts, inrs = ({cell[i] for cell in cells} for i in (4, 5, 6))
     series, references = {}, {}
     for (dataset, model, augment, views, layout, epochs, inr), points in cells.items():
@@ -497,7 +501,6 @@ def write_scale_curve(results_dir: Path, set_name: str) -> Path | None:
         paper_cell = (dataset, model, PAPER_CELL.get(augment, augment), views)
         if paper_cell in PAPER:
             references[name] = (f"paper (its full training set), {model} {paper_cell[2]}", PAPER[paper_cell])
-    out = results_dir / f"{set_name}.png"
     save_figure(plot_scale_curve(series, references, f"{set_name}: test accuracy vs training objects"), out)
     return out
 

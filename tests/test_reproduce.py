@@ -137,6 +137,21 @@ def test_scale_set_runs_each_size_and_plots_accuracy_against_objects(tmp_path, m
         reproduce.runs_of("scale-smoke", [0], train_objects=[7])
 
 
+def test_the_scale_figure_draws_only_cells_run_at_several_sizes(tmp_path, monkeypatch):
+    record_runs(monkeypatch, classify_results)
+    reproduce.main(set_argv("smoke", tmp_path) + ["--augment", "none"])
+    results = tmp_path / "results"
+    rows = read_csv_rows(results / "smoke.csv")
+    longer = [{**r, "train_objects": "24", "epochs": "5"} for r in rows]
+    atomic_write_text(results / "smoke.csv", csv_text(rows + longer, reproduce.COLUMNS))
+    (results / "smoke.png").write_bytes(b"stale")
+    assert reproduce.write_scale_curve(results, "smoke") is None, "no cell was run at two sizes"
+    assert not (results / "smoke.png").exists(), "a figure the rows no longer support is removed"
+    smaller = [{**r, "train_objects": "24"} for r in rows]
+    atomic_write_text(results / "smoke.csv", csv_text(rows + smaller + longer, reproduce.COLUMNS))
+    assert reproduce.write_scale_curve(results, "smoke").stat().st_size > 0
+
+
 def test_longer_runs_extend_the_same_run_directory_and_keep_both_rows(tmp_path, monkeypatch):
     calls = record_runs(monkeypatch, classify_results)
     reproduce.main(set_argv("smoke", tmp_path))
